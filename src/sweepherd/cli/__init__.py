@@ -1,0 +1,1 @@
+"""The command-line interface: thin modules that parse options, call the library and render."""

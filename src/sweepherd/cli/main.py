@@ -1,0 +1,113 @@
+"""The ``sweepherd`` command: a lazy group of subcommands and the one error boundary.
+
+Each subcommand lives in its own module and is imported only when it is called, so
+``sweepherd agent`` on a compute node does not pay for matplotlib or boto3. Errors derived from
+:class:`~sweepherd.errors.SweepherdError` are printed here, once, as ``error: ...`` without a
+traceback; ``--debug`` (or ``SWEEPHERD_DEBUG=1``) re-raises them so the traceback shows.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+
+from sweepherd import __version__
+from sweepherd.errors import ExitStatus, SweepherdError
+
+#: name -> "module:attribute" of each subcommand. Keep it sorted by the order of a user's day.
+COMMANDS: dict[str, str] = {
+    "validate": "sweepherd.cli.validate:validate",
+    "run": "sweepherd.cli.run:run",
+    "agent": "sweepherd.cli.agent:agent",
+    "status": "sweepherd.cli.status:status",
+    "best": "sweepherd.cli.best:best",
+    "cancel": "sweepherd.cli.cancel:cancel",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when that subcommand runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="SWEEPHERD_DEBUG",
+    help="Show the full traceback of an error.",
+)
+@click.version_option(__version__, prog_name="sweepherd")
+def cli(debug: bool) -> None:
+    """Run W&B-style hyperparameter sweeps on Slurm or on this machine, with no sweep server.
+
+    \b
+    Start here:
+      sweepherd validate sweep.yaml        check a sweep config, listing every problem
+      sweepherd run sweep.yaml --agents 4  create a sweep and run it on this machine
+      sweepherd status SWEEP               see how far it is
+    """
+
+
+def _debug_requested(argv: Sequence[str]) -> bool:
+    if os.environ.get("SWEEPHERD_DEBUG", "").lower() in ("1", "true", "yes"):
+        return True
+    # Only flags before the subcommand belong to the group; --debug is accepted anywhere for
+    # convenience since no subcommand has its own --debug.
+    return "--debug" in argv
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script. Returns the exit status instead of raising."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args)
+    if debug and "--debug" in args:
+        args.remove("--debug")
+        args.insert(0, "--debug")
+    try:
+        result = cli.main(args=args, prog_name="sweepherd", standalone_mode=False)
+    except SweepherdError as exc:
+        if debug:
+            raise
+        _print_error(str(exc))
+        return int(exc.exit_status)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.Abort:
+        _print_error("aborted")
+        return int(ExitStatus.INTERRUPTED)
+    except click.ClickException as exc:
+        if debug:
+            raise
+        exc.show()
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        _print_error("interrupted")
+        return int(ExitStatus.INTERRUPTED)
+    return int(result) if isinstance(result, int) else int(ExitStatus.OK)
+
+
+def _print_error(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m sweepherd.cli.main`
+    sys.exit(main())

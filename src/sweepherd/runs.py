@@ -1,0 +1,71 @@
+"""The vocabulary every layer shares about runs: their states and the read-only run record.
+
+A *run* is one trial of the sweep: one point of the search space, run by the user's command.
+It keeps its id across attempts: a run that was preempted or lost is run again under the
+same id (``attempt`` counts how many times it was started), so W&B sees one run that resumed.
+
+This module sits at the bottom of the import graph: the store folds its journal into
+:class:`Run` records, the search methods and early termination read them, and the monitor
+renders them. It imports nothing from sweepherd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class RunState(str, Enum):
+    """Where a run is in its life."""
+
+    RUNNING = "running"  # claimed by an agent, whose trial process is (or is about to be) running
+    FINISHED = "finished"  # the command exited 0
+    FAILED = "failed"  # the command exited non-zero, died of a signal, or could not start
+    STOPPED = "stopped"  # stopped early by early termination (hyperband); not a failure
+    PREEMPTED = "preempted"  # stopped by a Slurm warning signal or SIGTERM; will be resumed
+    LOST = "lost"  # its agent went silent past the grace period; will be run again
+    KILLED = "killed"  # stopped because the sweep was cancelled
+
+    @property
+    def is_terminal(self) -> bool:
+        """True when the run will never run again."""
+        return self in _TERMINAL
+
+    @property
+    def is_rerunnable(self) -> bool:
+        """True when an agent should start this run again (same id, next attempt)."""
+        return self in (RunState.PREEMPTED, RunState.LOST)
+
+
+_TERMINAL = frozenset({RunState.FINISHED, RunState.FAILED, RunState.STOPPED, RunState.KILLED})
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a sweep, as folded from the journal. Read-only: change it through the store."""
+
+    id: str
+    params: Mapping[str, Any]  # nested dict of plain Python values, as wandb.config sees them
+    state: RunState
+    attempt: int = 1  # 1 for the first start, +1 for each resume after preemption or loss
+    seq: int = 0  # order of creation within the sweep (0-based)
+    agent: str | None = None  # the agent that holds (or last held) the run
+    node: str | None = None  # $SLURMD_NODENAME or the host name
+    gpus: str | None = None  # the CUDA_VISIBLE_DEVICES value given to the trial
+    job: str | None = None  # the Slurm job id of the agent, if any
+    created_at: float | None = None  # unix time of the first claim
+    started_at: float | None = None  # unix time of the current attempt's claim
+    ended_at: float | None = None
+    exit_code: int | None = None  # negative: killed by that signal, as in subprocess
+    metric: float | None = None  # the run's value of metric.name (its summary value)
+    summary: Mapping[str, Any] = field(default_factory=dict)  # last logged value of every key
+    reason: str | None = None  # why it failed / was stopped, in words
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds the current attempt took, or has taken so far if ``now`` is passed later."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.started_at
