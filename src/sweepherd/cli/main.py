@@ -18,14 +18,15 @@ import click
 from sweepherd import __version__
 from sweepherd.errors import ExitStatus, SweepherdError
 
-#: name -> "module:attribute" of each subcommand. Keep it sorted by the order of a user's day.
-COMMANDS: dict[str, str] = {
-    "validate": "sweepherd.cli.validate:validate",
-    "run": "sweepherd.cli.run:run",
-    "agent": "sweepherd.cli.agent:agent",
-    "status": "sweepherd.cli.status:status",
-    "best": "sweepherd.cli.best:best",
-    "cancel": "sweepherd.cli.cancel:cancel",
+#: name -> ("module:attribute", one-line help) of each subcommand, in the order of a user's day.
+#: The help line is here so that ``sweepherd --help`` imports no subcommand module.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("sweepherd.cli.validate:validate", "Check a sweep config; list every problem."),
+    "run": ("sweepherd.cli.run:run", "Create a sweep and run it on this machine with N agents."),
+    "agent": ("sweepherd.cli.agent:agent", "Run an agent: claim runs until the sweep is done."),
+    "status": ("sweepherd.cli.status:status", "Show a sweep's runs and their states."),
+    "best": ("sweepherd.cli.best:best", "Show the best runs of a sweep."),
+    "cancel": ("sweepherd.cli.cancel:cancel", "Cancel a sweep: no new runs, running ones stop."),
 }
 
 
@@ -36,14 +37,19 @@ class LazyGroup(click.Group):
         return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        if cmd_name not in COMMANDS:
             return None
+        target, _ = COMMANDS[cmd_name]
         module_name, _, attr = target.partition(":")
         command = getattr(importlib.import_module(module_name), attr)
         if not isinstance(command, click.Command):
             raise TypeError(f"{target} is not a click command")
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, short_help) for name, (_, short_help) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
