@@ -32,3 +32,27 @@ def root_option(func: F) -> F:
 def sweep_argument(func: F) -> F:
     """``SWEEP``: a sweep directory, or a sweep id under ``--dir``."""
     return click.argument("sweep", metavar="SWEEP")(root_option(func))
+
+
+def setup_logging(verbose: int = 0, quiet: bool = False, prefix: str = "sweepherd") -> None:
+    """Log sweepherd's own messages to stderr: warnings always, progress with -v."""
+    import logging
+
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s {prefix} %(levelname).1s %(message)s", "%H:%M:%S")
+    )
+    root = logging.getLogger("sweepherd")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def format_value(value: object, digits: int = 6) -> str:
+    """A compact rendering of a metric or parameter value for tables."""
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    if value is None:
+        return "-"
+    return str(value)

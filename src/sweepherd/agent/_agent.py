@@ -1,0 +1,552 @@
+"""The agent: claim runs, run them, report them, until the sweep is done.
+
+One agent runs on one node (or one machine) and fills its slots with trials. The loop is a
+single thread that waits on the trials' pidfds and a signal wake-up pipe, so it reacts at once
+to a trial ending or a signal and otherwise sleeps; a side thread writes the heartbeat.
+
+Nothing the agent learns is kept only in memory for long: a finished run's result is recorded in
+the journal as soon as the trial ends, and if the write fails (a full disk) the result is kept
+and retried until it is written. An agent that dies loses at most the runs it was running, and
+those are run again by others once its heartbeat goes stale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from sweepherd.agent._claim import claim_next
+from sweepherd.agent._command import expand_command
+from sweepherd.agent._env import TrialContext, trial_environment
+from sweepherd.agent._metrics import JsonlSource, MetricSource, RunMetrics
+from sweepherd.agent._slots import Slot
+from sweepherd.agent._trial import StopCause, Trial, pidfd_for, spawn
+from sweepherd.errors import AgentError, StoreError
+from sweepherd.runs import Run, RunState
+from sweepherd.store import SweepStore
+
+log = logging.getLogger("sweepherd.agent")
+
+#: Exit status of an agent that stopped because it was signalled (preemption, time limit,
+#: Ctrl-C) while the sweep still had work: "requeue me" (EX_TEMPFAIL).
+EXIT_REQUEUE = 75
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """How an agent behaves. The defaults suit a cluster; tests shorten the times."""
+
+    slots: Sequence[Slot] = (Slot(0),)
+    count: int | None = None  # start at most this many runs, like `wandb agent --count`
+    heartbeat_s: float = 5.0  # how often the heartbeat file is rewritten
+    lost_after_s: float = 60.0  # a silent agent's runs are re-run after this long
+    stop_grace_s: float = 30.0  # SIGTERM -> SIGKILL delay when the agent stops a trial
+    poll_s: float = 1.0  # how often live metrics and the journal are looked at
+    max_initial_failures: int = 5  # give up when this many first runs all failed
+    wandb_mode: str = "offline"
+    wandb_sweep_id: str | None = None  # set only with a real W&B sweep (--backend wandb)
+    interpreter: str = sys.executable
+    workdir: Path | None = None  # where trials run; default: the sweep's recorded workdir
+    node: str | None = None  # default: $SLURMD_NODENAME or the host name
+    job: str | None = None  # default: $SLURM_JOB_ID (array: "<array job>_<task>")
+    agent_id: str | None = None
+
+
+@dataclass
+class AgentResult:
+    """What an agent did, for the CLI to report."""
+
+    agent_id: str
+    n_started: int = 0
+    states: dict[str, int] = field(default_factory=dict)  # run state -> count, for own runs
+    preempted: bool = False  # stopped by a signal while the sweep still had work
+    reason: str | None = None  # why it stopped claiming
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_REQUEUE if self.preempted else 0
+
+
+@dataclass
+class _PendingResult:
+    run: Run
+    state: RunState
+    exit_code: int | None
+    metric: float | None
+    summary: dict[str, Any]
+    reason: str | None
+
+
+class Agent:
+    """Runs trials of one sweep until there is nothing left to run. See :meth:`run`."""
+
+    def __init__(
+        self,
+        store: SweepStore,
+        options: AgentOptions | None = None,
+        *,
+        metric_sources: Callable[[Run, Path], list[MetricSource]] | None = None,
+    ) -> None:
+        self.store = store
+        self.opts = options or AgentOptions()
+        self.node = self.opts.node or os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+        self.job = self.opts.job or _slurm_job_id()
+        self.id = self.opts.agent_id or f"{self.node}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+        self.config = store.config
+        self.workdir = self.opts.workdir or _recorded_workdir(store) or Path.cwd()
+        self._metric_sources = metric_sources or default_metric_sources
+        self._trials: dict[int, Trial] = {}  # slot index -> trial
+        self._pending: list[_PendingResult] = []
+        self._result = AgentResult(self.id)
+        self._stop_signal: int | None = None
+        self._no_more = False  # claim said there is nothing to run right now
+        self._n_failed = 0  # own runs that failed by themselves (not stopped by the agent)
+        self._n_finished = 0
+        self._fatal: AgentError | None = None  # set: stop gracefully, then raise it
+        self._next_store_retry = 0.0
+        self._store_retry_s = 0.5
+        self._last_poll = 0.0
+        self._hb_stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+
+    # -- public -------------------------------------------------------------------------------
+
+    def run(self) -> AgentResult:
+        """Claim and run trials until the sweep is done, then return what happened.
+
+        Stops early, marking its running runs preempted so another agent resumes them, when it
+        receives SIGTERM, SIGINT or SIGUSR1 (Slurm's warning signal); then
+        :attr:`AgentResult.exit_status` is :data:`EXIT_REQUEUE`.
+        """
+        with self._signals_handled():
+            self._register("start")
+            hb = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+            hb.start()
+            try:
+                self._loop()
+            finally:
+                for trial in self._trials.values():  # only on an unexpected error
+                    trial.signal_group(signal.SIGKILL)
+                    trial.close()
+                self._hb_stop.set()
+                hb.join(timeout=5)
+                self._beat(state="exited")
+                with contextlib.suppress(StoreError):
+                    self._register("stop")
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+        return self._result
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            self._reap()
+            self._flush_results()
+            if self._stop_signal is not None or self._fatal is not None:
+                for trial in self._trials.values():
+                    trial.request_stop(StopCause.PREEMPT, self.opts.stop_grace_s)
+            else:
+                self._fill_slots()
+            now = time.monotonic()
+            if now - self._last_poll >= self.opts.poll_s:
+                self._last_poll = now
+                self._poll()
+            for trial in self._trials.values():
+                trial.tick()
+            if not self._trials and not self._pending:
+                if self._fatal is not None:
+                    raise self._fatal
+                if self._stop_signal is not None or self._count_reached():
+                    return
+                if self._no_more:
+                    if self._may_exit():
+                        return
+                    self._no_more = False  # something may come back: try claiming again later
+                    self._wait(self.opts.poll_s)
+                    continue
+            self._wait(self._wait_timeout())
+
+    def _fill_slots(self) -> None:
+        if self._no_more or self._pending:
+            return  # do not take new work while a result is still unwritten
+        for slot in self.opts.slots:
+            if self._fatal is not None:
+                return
+            if slot.index in self._trials or self._count_reached():
+                continue
+            try:
+                claim = claim_next(
+                    self.store,
+                    agent_id=self.id,
+                    node=self.node,
+                    gpus=slot.cuda_visible_devices,
+                    job=self.job,
+                    lost_grace_s=self.opts.lost_after_s,
+                )
+            except StoreError as exc:
+                log.warning("could not claim a run (%s); retrying", exc)
+                self._no_more = True
+                return
+            if claim.run is None:
+                self._no_more = True
+                self._result.reason = claim.reason
+                return
+            self._start(claim.run, slot)
+
+    def _start(self, run: Run, slot: Slot) -> None:
+        run_dir = self.store.run_dir(run.id)
+        params_file = run_dir / "params.yaml"
+        try:
+            _write_params(params_file, run.params)
+            ckpt = run_dir / "checkpoints"
+            ckpt.mkdir(exist_ok=True)
+            ctx = TrialContext(
+                sweep_dir=self.store.path,
+                sweep_id=self.store.sweep_id,
+                sweep_name=self.config.name or self.store.sweep_id,
+                run_id=run.id,
+                run_dir=run_dir,
+                attempt=run.attempt,
+                params_file=params_file,
+                metrics_file=run_dir / "metrics.jsonl",
+                checkpoint_dir=ckpt,
+                node=self.node,
+                cuda_visible_devices=slot.cuda_visible_devices,
+                wandb_mode=self.opts.wandb_mode,
+                wandb_project=self.config.project,
+                wandb_entity=self.config.entity,
+                wandb_sweep_id=self.opts.wandb_sweep_id,
+            )
+            env = trial_environment(os.environ, ctx)
+            argv = expand_command(
+                self.config.command,
+                program=self.config.program,
+                params=run.params,
+                interpreter=self.opts.interpreter,
+                json_file=run_dir / "params.json",
+                env=env,
+            )
+            banner = f"attempt {run.attempt} on {self.node} at {_now_iso()}"
+            process = spawn(
+                argv, env=env, cwd=self.workdir, run_dir=run_dir, attempt=run.attempt, banner=banner
+            )
+        except (AgentError, OSError) as exc:
+            # The run never started: give it back for another agent, and stop this one, since
+            # whatever broke (a missing program, an unwritable folder) breaks every run here.
+            self._give_back(run, f"could not start on {self.node}: {exc}")
+            self._fatal = exc if isinstance(exc, AgentError) else AgentError(str(exc))
+            return
+        self._result.n_started += 1
+        metrics = RunMetrics(self._metric_sources(run, run_dir))
+        trial = Trial(run, slot, process, metrics, time.monotonic(), pidfd=pidfd_for(process.pid))
+        self._trials[slot.index] = trial
+        gpu = f" gpu {slot.cuda_visible_devices}" if slot.cuda_visible_devices else ""
+        log.info("run %s started (attempt %d)%s: %s", run.id, run.attempt, gpu, _short(run.params))
+
+    def _give_back(self, run: Run, reason: str) -> None:
+        with contextlib.suppress(StoreError), self.store.transaction() as txn:
+            txn.mark_lost(run.id, reason=reason)
+
+    def _reap(self) -> None:
+        for index, trial in list(self._trials.items()):
+            code = trial.poll()
+            if code is None:
+                continue
+            del self._trials[index]
+            trial.close()
+            trial.metrics.update()  # what was written up to the end
+            result = self._judge(trial, code)
+            if result is not None:
+                self._pending.append(result)
+
+    def _judge(self, trial: Trial, code: int) -> _PendingResult | None:
+        metric_name = self.config.metric.name if self.config.metric else None
+        metric = trial.metrics.metric_value(metric_name) if metric_name else None
+        summary = trial.metrics.plain_summary()
+        cause = trial.stop_cause
+        if cause is StopCause.PREEMPT:
+            state, reason = RunState.PREEMPTED, "stopped by a signal to the agent; will resume"
+        elif cause is StopCause.CANCEL:
+            state, reason = RunState.KILLED, "the sweep was cancelled"
+        elif cause is StopCause.EARLY:
+            state, reason = RunState.STOPPED, "stopped early by hyperband"
+        elif cause is StopCause.SUPERSEDED:
+            log.info("run %s: this attempt was superseded; its result is dropped", trial.run.id)
+            return None  # another attempt owns the run's result now
+        elif code == 0:
+            state, reason = RunState.FINISHED, None
+            if metric_name and metric is None:
+                reason = f"metric {metric_name!r} was never logged"
+        else:
+            state, reason = RunState.FAILED, _describe_exit(code)
+            tail = _last_line(self.store.run_dir(trial.run.id) / "stderr.log")
+            if tail:
+                reason += f": {tail}"
+        if state is RunState.FAILED:
+            self._n_failed += 1
+        elif state is RunState.FINISHED:
+            self._n_finished += 1
+        log.info("run %s %s%s", trial.run.id, state.value, f" ({reason})" if reason else "")
+        return _PendingResult(trial.run, state, code, metric, summary, reason)
+
+    def _flush_results(self) -> None:
+        if not self._pending or time.monotonic() < self._next_store_retry:
+            return
+        try:
+            with self.store.transaction() as txn:
+                for res in self._pending:
+                    txn.finish(
+                        res.run.id,
+                        attempt=res.run.attempt,
+                        state=res.state,
+                        exit_code=res.exit_code,
+                        metric=res.metric,
+                        summary=res.summary,
+                        reason=res.reason,
+                    )
+        except StoreError as exc:
+            self._next_store_retry = time.monotonic() + self._store_retry_s
+            log.warning(
+                "could not record %d result(s), retrying in %.1fs: %s",
+                len(self._pending),
+                self._store_retry_s,
+                exc,
+            )
+            self._store_retry_s = min(self._store_retry_s * 2, 30.0)
+            return
+        self._store_retry_s = 0.5
+        for res in self._pending:
+            self._result.states[res.state.value] = self._result.states.get(res.state.value, 0) + 1
+            if res.state is RunState.PREEMPTED:
+                self._result.preempted = True
+        self._pending.clear()
+        self._check_initial_failures()
+
+    def _check_initial_failures(self) -> None:
+        limit = self.opts.max_initial_failures
+        if limit and self._n_finished == 0 and self._n_failed >= limit and self._fatal is None:
+            self._fatal = AgentError(
+                f"the first {limit} runs of this agent all failed; stopping it so the sweep does "
+                "not burn through its search space",
+                hint="see `sweepherd status` and the runs' stderr.log, fix the script, and start "
+                "a new sweep",
+            )
+
+    def _poll(self) -> None:
+        """Periodic work: live metrics, and what other processes wrote to the journal."""
+        for trial in self._trials.values():
+            trial.metrics.update()
+        if not self._trials:
+            return
+        try:
+            snap = self.store.snapshot()
+        except StoreError as exc:
+            log.warning("could not read the journal: %s", exc)
+            return
+        for trial in self._trials.values():
+            current = snap.runs.get(trial.run.id)
+            if snap.cancelled:
+                trial.request_stop(StopCause.CANCEL, self.opts.stop_grace_s)
+            elif current is not None and (
+                current.attempt != trial.run.attempt or current.state.is_terminal
+            ):
+                log.warning("run %s was taken over by another attempt; stopping", trial.run.id)
+                trial.request_stop(StopCause.SUPERSEDED, self.opts.stop_grace_s)
+
+    def _may_exit(self) -> bool:
+        """True when nothing this agent could run may still appear.
+
+        A run held by an agent whose heartbeat has gone quiet may yet be declared lost and need
+        running again: stay for it (until it is lost, when :func:`claim_next` takes it).
+        """
+        try:
+            snap = self.store.snapshot()
+            beats = self.store.heartbeats()
+        except StoreError:
+            return False
+        if snap.cancelled:
+            return True
+        now = time.time()
+        quiet_s = 3 * self.opts.heartbeat_s
+        for run in snap.runs.values():
+            if run.state.is_rerunnable:
+                return False
+            if run.state is RunState.RUNNING and run.agent != self.id:
+                beat = beats.get(run.agent or "")
+                if beat is None or beat.state == "exited" or beat.age_s(now) > quiet_s:
+                    return False
+        return True
+
+    def _count_reached(self) -> bool:
+        return self.opts.count is not None and self._result.n_started >= self.opts.count
+
+    # -- waiting, signals, heartbeats ---------------------------------------------------------
+
+    def _wait_timeout(self) -> float:
+        timeout = self.opts.poll_s
+        if self._pending:
+            timeout = min(timeout, max(0.0, self._next_store_retry - time.monotonic()))
+        deadlines = [t.stop_deadline for t in self._trials.values() if t.stop_deadline]
+        if deadlines:
+            timeout = min(timeout, max(0.0, min(deadlines) - time.monotonic()))
+        return max(timeout, 0.01)
+
+    def _wait(self, timeout: float) -> None:
+        fds = [self._wake_r, *(t.pidfd for t in self._trials.values() if t.pidfd is not None)]
+        if any(t.pidfd is None for t in self._trials.values()):
+            timeout = min(timeout, 0.1)  # no pidfd: fall back to polling the processes
+        with contextlib.suppress(InterruptedError):
+            ready, _, _ = select.select(fds, [], [], timeout)
+            if self._wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 4096)
+
+    @contextlib.contextmanager
+    def _signals_handled(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set from the main thread
+            return
+        previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+        old_fd = signal.set_wakeup_fd(self._wake_w)
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            if self._stop_signal is None:
+                log.warning(
+                    "received %s: stopping trials; they will be resumed",
+                    signal.Signals(signum).name,
+                )
+            elif signum == signal.SIGINT:
+                for trial in self._trials.values():  # a second Ctrl-C: no more waiting
+                    trial.signal_group(signal.SIGKILL)
+            self._stop_signal = signum
+
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, on_signal)
+        try:
+            yield
+        finally:
+            signal.set_wakeup_fd(old_fd)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _heartbeat_loop(self) -> None:
+        while not self._hb_stop.is_set():
+            self._beat(state="alive")
+            self._hb_stop.wait(self.opts.heartbeat_s)
+
+    def _beat(self, state: str) -> None:
+        try:
+            self.store.heartbeat(
+                self.id,
+                node=self.node,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                job=self.job,
+                state=state,
+                runs=[t.run.id for t in list(self._trials.values())],
+            )
+        except StoreError as exc:
+            log.warning("could not write the heartbeat: %s", exc)
+
+    def _register(self, event: str) -> None:
+        with self.store.transaction() as txn:
+            txn.record_agent(
+                self.id,
+                event=event,
+                node=self.node,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                job=self.job,
+                slots=len(self.opts.slots),
+            )
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def default_metric_sources(run: Run, run_dir: Path) -> list[MetricSource]:
+    """``metrics.jsonl`` always; the wandb transaction log when the wandb package is present."""
+    sources: list[MetricSource] = [JsonlSource(run_dir / "metrics.jsonl")]
+    try:
+        from sweepherd.wandb import transaction_log_source
+    except ImportError:
+        return sources
+    source = transaction_log_source(run_dir, run.id)
+    if source is not None:
+        sources.append(source)
+    return sources
+
+
+def _write_params(path: Path, params: Any) -> None:
+    from sweepherd.wandb import write_param_file
+
+    write_param_file(path, params)
+
+
+def _recorded_workdir(store: SweepStore) -> Path | None:
+    raw = store.meta.get("workdir")
+    if isinstance(raw, str) and Path(raw).is_dir():
+        return Path(raw)
+    return None
+
+
+def _slurm_job_id() -> str | None:
+    array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    task = os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array_job and task:
+        return f"{array_job}_{task}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name}"
+    return f"exit status {code}"
+
+
+def _last_line(path: Path, max_bytes: int = 4096) -> str | None:
+    """The last non-empty line of a log file, for a failure's one-line reason."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        if line.strip() and not line.startswith("--- sweepherd:"):
+            return line.strip()[:300]
+    return None
+
+
+def _short(params: Any, limit: int = 120) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in params.items()) if isinstance(params, dict) else ""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _now_iso() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")

@@ -1,0 +1,130 @@
+"""Reading a live trial's metrics, incrementally, from every channel the script may use.
+
+Two channels feed a run's metrics:
+
+- ``metrics.jsonl`` in the run folder, appended by :func:`sweepherd.log` (no wandb needed);
+- the run's wandb transaction log (``wandb/offline-run-*/run-<id>.wandb``), when the script
+  uses wandb — read by :mod:`sweepherd.wandb` without touching the script.
+
+:class:`RunMetrics` merges them into the two things the agent needs: the history of each key
+(values in the order they were logged: hyperband counts iterations this way) and the summary
+(the last value logged for each key, or the value the script set in ``wandb.summary``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class MetricSource(Protocol):
+    """A channel of metric rows that can be read again and again, returning only what is new."""
+
+    def read_new(self) -> list[MetricUpdate]: ...
+
+
+@dataclass(frozen=True)
+class MetricUpdate:
+    """Something a source read: a logged history row, or a summary the script set."""
+
+    values: Mapping[str, Any]
+    kind: str = "history"  # "history" | "summary"
+
+
+class JsonlSource:
+    """Follows a JSON-lines file appended by :func:`sweepherd.log`.
+
+    Keeps a byte offset; a last line without its newline is left for the next read (the writer
+    may be in the middle of it). Lines that are not JSON objects are skipped.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self.n_bad_lines = 0
+
+    def read_new(self) -> list[MetricUpdate]:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        self._offset += end + 1
+        out: list[MetricUpdate] = []
+        for line in data[: end + 1].splitlines():
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                self.n_bad_lines += 1
+                continue
+            if isinstance(row, dict):
+                out.append(MetricUpdate(row))
+            else:
+                self.n_bad_lines += 1
+        return out
+
+
+@dataclass
+class RunMetrics:
+    """The merged view of a run's metrics so far."""
+
+    sources: list[MetricSource] = field(default_factory=list)
+    history: dict[str, list[Any]] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def update(self) -> bool:
+        """Read every source; True if anything new arrived."""
+        changed = False
+        for source in self.sources:
+            for upd in source.read_new():
+                changed = True
+                for key, value in upd.values.items():
+                    if upd.kind == "history":
+                        self.history.setdefault(key, []).append(value)
+                    self.summary[key] = value
+        return changed
+
+    def metric_history(self, name: str) -> list[float]:
+        """The numeric values of ``name`` in log order (non-numbers skipped)."""
+        return [v for v in (_number(x) for x in self.history.get(name, [])) if v is not None]
+
+    def metric_value(self, name: str) -> float | None:
+        """The run's result for ``name``: its summary value, as W&B would use it."""
+        return _number(self.summary.get(name))
+
+    def plain_summary(self) -> dict[str, Any]:
+        """The summary without wandb's internal keys and with JSON-safe scalar values."""
+        out: dict[str, Any] = {}
+        for key, value in self.summary.items():
+            if key.startswith("_wandb"):
+                continue
+            if isinstance(value, float) and not math.isfinite(value):
+                out[key] = str(value)
+            elif isinstance(value, (int, float, str, bool)) or value is None:
+                out[key] = value
+        return out
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        f = float(value)
+    elif isinstance(value, str):
+        try:
+            f = float(value)  # sweepherd.log keeps NaN/inf as strings
+        except ValueError:
+            return None
+    else:
+        return None
+    return f if math.isfinite(f) else None

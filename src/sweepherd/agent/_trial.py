@@ -1,0 +1,140 @@
+"""One trial: the user's command for one run, started in its own process group.
+
+The command runs as an argv list, never through a shell, with stdin closed and its output
+appended to ``stdout.log`` / ``stderr.log`` in the run folder. It gets its own session (and so
+its own process group), so a Ctrl-C in the terminal or Slurm's signal to the agent reaches it
+only through the agent, which signals the whole group: a script's DataLoader workers stop too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import IO
+
+from sweepherd.agent._metrics import RunMetrics
+from sweepherd.agent._slots import Slot
+from sweepherd.errors import AgentError
+from sweepherd.runs import Run
+
+
+class StopCause(str, Enum):
+    """Why the agent stopped a trial (None when the trial ended by itself)."""
+
+    EARLY = "early"  # hyperband: the run ends as "stopped"
+    PREEMPT = "preempt"  # Slurm's warning signal / SIGTERM to the agent: "preempted"
+    CANCEL = "cancel"  # the sweep was cancelled: "killed"
+    SUPERSEDED = "superseded"  # another attempt of this run already finished
+
+
+@dataclass
+class Trial:
+    """A running trial and everything the agent tracks about it."""
+
+    run: Run
+    slot: Slot
+    process: subprocess.Popen[bytes]
+    metrics: RunMetrics
+    started_monotonic: float
+    stop_cause: StopCause | None = None
+    stop_deadline: float | None = None  # monotonic time at which SIGKILL follows SIGTERM
+    pidfd: int | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def poll(self) -> int | None:
+        """The exit status if the process has ended (negative: killed by that signal)."""
+        return self.process.poll()
+
+    def signal_group(self, sig: int) -> None:
+        """Send ``sig`` to the trial's whole process group (ignore it if already gone)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)
+
+    def request_stop(self, cause: StopCause, grace_s: float) -> None:
+        """SIGTERM the group now, SIGKILL it after ``grace_s`` if still alive (see :meth:`tick`)."""
+        if self.stop_cause is None:
+            self.stop_cause = cause
+        if self.stop_deadline is None:
+            self.stop_deadline = time.monotonic() + grace_s
+            self.signal_group(signal.SIGTERM)
+
+    def tick(self) -> None:
+        """Escalate to SIGKILL once the stop grace has run out."""
+        if self.stop_deadline is not None and time.monotonic() >= self.stop_deadline:
+            self.signal_group(signal.SIGKILL)
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.pidfd)
+            self.pidfd = None
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    run_dir: Path,
+    attempt: int,
+    banner: str,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a new session with output appended to the run folder's log files."""
+    out = _open_log(run_dir / "stdout.log", attempt, banner)
+    err = _open_log(run_dir / "stderr.log", attempt, banner)
+    try:
+        return subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except FileNotFoundError as exc:
+        raise AgentError(
+            f"cannot start the run's command: {argv[0]!r} was not found",
+            hint="check `program`/`command` in sweep.yaml and that it exists on this node",
+        ) from exc
+    except PermissionError as exc:
+        raise AgentError(
+            f"cannot start the run's command: {argv[0]!r} is not executable",
+            hint="make it executable (chmod +x) or run it through an interpreter in `command`",
+        ) from exc
+    except OSError as exc:
+        raise AgentError(f"cannot start the run's command {argv[0]!r}: {exc.strerror}") from exc
+    finally:
+        out.close()
+        err.close()
+
+
+def _open_log(path: Path, attempt: int, banner: str) -> IO[bytes]:
+    f = path.open("ab")
+    if attempt > 1:
+        f.write(f"--- sweepherd: {banner} ---\n".encode())
+        f.flush()
+    return f
+
+
+def pidfd_for(pid: int) -> int | None:
+    """A pidfd that becomes readable when ``pid`` exits, where the OS has them (Linux >= 5.3)."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        fd: int = opener(pid)
+    except OSError:
+        return None
+    return fd

@@ -1,0 +1,128 @@
+"""``sweepherd agent SWEEP``: claim and run trials until the sweep is done."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from sweepherd.cli._common import setup_logging, sweep_argument
+
+
+@click.command()
+@sweep_argument
+@click.option(
+    "--slots",
+    type=int,
+    default=None,
+    help="Trials to run at once (default 1, or one per GPU slot).",
+)
+@click.option(
+    "--gpus",
+    default=None,
+    metavar="IDS|auto",
+    help="GPUs to use, e.g. 0,1; 'auto' takes CUDA_VISIBLE_DEVICES (as Slurm sets it).",
+)
+@click.option(
+    "--trials-per-gpu", type=int, default=1, show_default=True, help="Trials sharing each GPU."
+)
+@click.option(
+    "--gpus-per-trial", type=int, default=1, show_default=True, help="GPUs each trial gets."
+)
+@click.option("--count", type=int, default=None, help="Start at most this many runs, then exit.")
+@click.option(
+    "--lost-after",
+    type=float,
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Re-run a run whose agent has been silent this long.",
+)
+@click.option(
+    "--heartbeat",
+    type=float,
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often this agent signals that it is alive.",
+)
+@click.option(
+    "--stop-grace",
+    type=float,
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time a stopped trial gets between SIGTERM and SIGKILL.",
+)
+@click.option(
+    "--wandb-mode",
+    type=click.Choice(["offline", "online", "disabled"]),
+    default="offline",
+    show_default=True,
+    help="WANDB_MODE for the trials.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Where trials run (default: where the sweep was created).",
+)
+@click.option(
+    "--all-nodes",
+    is_flag=True,
+    help="Inside a Slurm allocation: start one agent per node with srun.",
+)
+@click.option("-v", "--verbose", count=True, help="More log output.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def agent(
+    sweep: str,
+    root: Path,
+    slots: int | None,
+    gpus: str | None,
+    trials_per_gpu: int,
+    gpus_per_trial: int,
+    count: int | None,
+    lost_after: float,
+    heartbeat: float,
+    stop_grace: float,
+    wandb_mode: str,
+    workdir: Path | None,
+    all_nodes: bool,
+    verbose: int,
+    quiet: bool,
+) -> int:
+    """Run an agent for SWEEP: claim runs and run them until the sweep is done.
+
+    Runs one trial per slot. Exits 0 when the sweep has nothing left for it, and 75 when it was
+    stopped by a signal (Slurm preemption or time limit, Ctrl-C) while work remained: its
+    running runs are then marked preempted and resume first, with the same run ids.
+    """
+    from sweepherd.agent import Agent, AgentOptions, parse_gpus, plan_slots
+    from sweepherd.store import open_sweep
+
+    if all_nodes:
+        from sweepherd.launch.slurm import run_on_all_nodes
+
+        argv = [a for a in sys.argv[1:] if a != "--all-nodes"]
+        return run_on_all_nodes(argv)
+
+    store = open_sweep(sweep, root)
+    options = AgentOptions(
+        slots=plan_slots(
+            n_slots=slots,
+            gpus=parse_gpus(gpus),
+            trials_per_gpu=trials_per_gpu,
+            gpus_per_trial=gpus_per_trial,
+        ),
+        count=count,
+        heartbeat_s=heartbeat,
+        lost_after_s=lost_after,
+        stop_grace_s=stop_grace,
+        wandb_mode=wandb_mode,
+        workdir=workdir,
+    )
+    runner = Agent(store, options)
+    setup_logging(verbose, quiet, prefix=runner.id)
+    result = runner.run()
+    return result.exit_status

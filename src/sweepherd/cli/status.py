@@ -1,0 +1,61 @@
+"""``sweepherd status SWEEP``: the sweep's progress and every run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from sweepherd.cli._common import sweep_argument
+
+
+@click.command()
+@sweep_argument
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option("--all", "show_all", is_flag=True, help="List every run (default: the last 30).")
+def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
+    """Show SWEEP's progress, counts by state, and its runs."""
+    from rich.console import Console
+
+    from sweepherd.monitor import progress, progress_text, run_as_dict, runs_table
+    from sweepherd.store import open_sweep
+
+    store = open_sweep(sweep, root)
+    snap = store.snapshot()
+    runs = list(snap.runs.values())
+    config = store.config
+    prog = progress(config, runs)
+    if as_json:
+        doc = {
+            "id": store.sweep_id,
+            "name": config.name,
+            "path": str(store.path),
+            "method": config.method,
+            "metric": None if config.metric is None else config.metric.name,
+            "goal": None if config.metric is None else config.metric.goal,
+            "cancelled": snap.cancelled,
+            "expected_runs": prog.expected,
+            "counts": {state.value: n for state, n in prog.counts.items()},
+            "runs": [run_as_dict(r) for r in runs],
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    console = Console()
+    title = f"sweep {store.sweep_id}"
+    if config.name:
+        title += f" ({config.name})"
+    metric = f", {config.metric.goal} {config.metric.name}" if config.metric else ""
+    console.print(f"[bold]{title}[/]: {config.method}{metric} — {store.path}", highlight=False)
+    if snap.cancelled:
+        console.print("cancelled", style="yellow")
+    console.print(progress_text(config, prog, runs))
+    if not runs:
+        console.print("no runs yet", style="dim")
+        return
+    shown = runs if show_all else runs[-30:]
+    if len(shown) < len(runs):
+        console.print(
+            f"(last {len(shown)} of {len(runs)} runs; --all shows every run)", style="dim"
+        )
+    console.print(runs_table(config, shown))

@@ -1,0 +1,1 @@
+"""Launchers start agents: ``local`` on this machine, ``slurm`` through sbatch."""

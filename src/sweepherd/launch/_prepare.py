@@ -1,0 +1,84 @@
+"""Creating a sweep from a config file, with the checks that catch mistakes before any run.
+
+Shared by every launcher: the sweep is always created, complete, before the first agent starts
+(W&B users do this by hand with ``wandb sweep``), so agents never race to create it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sweepherd.config import SweepConfig, load_config, parse_config
+from sweepherd.errors import ConfigError
+from sweepherd.store import SweepStore, create_sweep
+
+_USES_PROGRAM = "${program}"
+
+
+def load_with_overrides(
+    config_path: Path, *, run_cap: int | None = None, name: str | None = None
+) -> SweepConfig:
+    """Load and validate the config, then apply command-line overrides (validated again)."""
+    config = load_config(config_path)
+    overrides: dict[str, Any] = {}
+    if run_cap is not None:
+        overrides["run_cap"] = run_cap
+    if name is not None:
+        overrides["name"] = name
+    if not overrides:
+        return config
+    return parse_config({**dict(config.raw), **overrides})
+
+
+def resolve_workdir(config: SweepConfig, config_path: Path) -> Path:
+    """Where the trials run: the folder from which ``program`` is found.
+
+    ``wandb agent`` runs the program relative to its working directory. sweepherd looks there
+    first and then next to the sweep config, and remembers the answer in the sweep, so agents
+    started from anywhere (a Slurm job's folder) run the program the user meant.
+    """
+    cwd = Path.cwd()
+    uses_program = config.command is None or any(_USES_PROGRAM in part for part in config.command)
+    if not uses_program:
+        return cwd
+    if not config.program:
+        raise ConfigError(
+            "the sweep has no `program`, but its command runs ${program}",
+            hint="add `program: train.py` (your training script) to the sweep config",
+        )
+    program = Path(config.program)
+    if program.is_absolute():
+        if not program.is_file():
+            raise ConfigError(f"program {config.program!r} does not exist")
+        return cwd
+    candidates = [cwd, config_path.resolve().parent]
+    for folder in candidates:
+        if (folder / program).is_file():
+            return folder
+    tried = " or ".join(str(c) for c in dict.fromkeys(candidates))
+    raise ConfigError(
+        f"program {config.program!r} was not found in {tried}",
+        hint="run sweepherd from the folder that holds it, or fix `program` in the sweep config",
+    )
+
+
+def prepare_sweep(
+    config_path: Path,
+    root: Path,
+    *,
+    run_cap: int | None = None,
+    name: str | None = None,
+    backend: str = "local",
+    extra_meta: Mapping[str, Any] | None = None,
+) -> SweepStore:
+    """Validate the config, check the program, and create the sweep directory under ``root``."""
+    config = load_with_overrides(config_path, run_cap=run_cap, name=name)
+    workdir = resolve_workdir(config, config_path)
+    meta = {
+        "workdir": str(workdir),
+        "config_path": str(config_path.resolve()),
+        **(extra_meta or {}),
+    }
+    return create_sweep(root, config, backend=backend, extra_meta=meta)

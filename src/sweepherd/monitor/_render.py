@@ -1,0 +1,132 @@
+"""Rich renderings of a sweep: the progress line, the runs table, the best-runs table.
+
+Pure functions from runs to Rich renderables; the caller owns the console. Tables fit an
+80-column terminal: parameters are folded into one column and long values are cut.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from sweepherd.config import SweepConfig
+from sweepherd.monitor._summary import Progress, best_runs
+from sweepherd.runs import Run, RunState
+
+STATE_STYLE: Mapping[RunState, str] = {
+    RunState.RUNNING: "cyan",
+    RunState.FINISHED: "green",
+    RunState.FAILED: "red",
+    RunState.STOPPED: "yellow",
+    RunState.PREEMPTED: "magenta",
+    RunState.LOST: "magenta",
+    RunState.KILLED: "dim",
+}
+
+
+def fmt(value: Any, digits: int = 5) -> str:
+    """A compact value: floats to ``digits`` significant figures, None as ``-``."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {fmt(v, digits)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def fmt_params(params: Mapping[str, Any], width: int = 60) -> str:
+    """``lr=0.01 bs=32 opt={name: adam}``, cut to ``width`` characters."""
+    text = " ".join(f"{k}={fmt(v, 4)}" for k, v in params.items())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def progress_text(config: SweepConfig, prog: Progress, runs: Sequence[Run]) -> Text:
+    """One line: ``12/40 runs  4 running  10 finished  2 failed  best val_loss 0.123``."""
+    text = Text()
+    total = f"/{prog.expected}" if prog.expected else ""
+    text.append(f"{prog.n_done}{total} runs", style="bold")
+    for state in RunState:
+        n = prog.counts[state]
+        if n:
+            text.append(f"  {n} {state.value}", style=STATE_STYLE[state])
+    best = best_runs(config, runs, 1)
+    if best and config.metric is not None:
+        text.append(f"  best {config.metric.name} {fmt(best[0].metric)}", style="bold green")
+    return text
+
+
+def runs_table(
+    config: SweepConfig, runs: Sequence[Run], *, now: float | None = None, title: str | None = None
+) -> Table:
+    """Every run: id, state, metric, node/GPU, attempt, time, parameters."""
+    now = time.time() if now is None else now
+    metric = config.metric.name if config.metric else "metric"
+    table = Table(title=title, box=None, pad_edge=False, header_style="bold")
+    table.add_column("run", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column(metric, justify="right", no_wrap=True)
+    table.add_column("node", no_wrap=True)
+    table.add_column("try", justify="right")
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("params", overflow="fold")
+    for run in runs:
+        if run.ended_at is not None or run.started_at is None:
+            elapsed = run.duration_s
+        else:
+            elapsed = now - run.started_at
+        node = run.node or "-"
+        if run.gpus:
+            node += f":{run.gpus}"
+        table.add_row(
+            run.id,
+            Text(run.state.value, style=STATE_STYLE[run.state]),
+            fmt(run.metric),
+            node,
+            str(run.attempt),
+            fmt_duration(elapsed),
+            fmt_params(run.params),
+        )
+    return table
+
+
+def best_table(config: SweepConfig, runs: Sequence[Run], n: int = 5) -> Table:
+    """The ``n`` best runs, best first."""
+    metric = config.metric.name if config.metric else "metric"
+    goal = config.metric.goal if config.metric else ""
+    table = Table(
+        title=f"best {n} by {metric} ({goal})", box=None, pad_edge=False, header_style="bold"
+    )
+    table.add_column("#", justify="right")
+    table.add_column("run", no_wrap=True)
+    table.add_column(metric, justify="right")
+    table.add_column("params", overflow="fold")
+    for i, run in enumerate(best_runs(config, runs, n), 1):
+        table.add_row(str(i), run.id, fmt(run.metric, 6), fmt_params(run.params, 200))
+    return table
+
+
+def failures_text(runs: Sequence[Run], limit: int = 3) -> Text:
+    """The first failed runs with their reasons, one line each."""
+    text = Text()
+    failed = [r for r in runs if r.state is RunState.FAILED]
+    for run in failed[:limit]:
+        text.append(f"{run.id} failed: {run.reason or 'no reason recorded'}\n", style="red")
+    if len(failed) > limit:
+        text.append(f"... and {len(failed) - limit} more failed runs\n", style="red")
+    return text

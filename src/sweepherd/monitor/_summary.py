@@ -1,0 +1,114 @@
+"""Pure summaries of a sweep's runs: counts by state, the best runs, how far it has got.
+
+Read-only over :class:`~sweepherd.runs.Run` records; the CLI and the live views render them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sweepherd.config import SweepConfig
+from sweepherd.runs import Run, RunState
+
+#: States whose metric value counts for "best": the run produced a full or partial result.
+_RANKED = (RunState.FINISHED, RunState.STOPPED)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a sweep has got."""
+
+    n_done: int  # runs in a terminal state
+    n_running: int
+    n_waiting: int  # preempted or lost, to be run again
+    expected: int | None  # runs the sweep will make in all, when known (grid size, run_cap)
+    counts: dict[RunState, int]
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.expected:
+            return None
+        return min(1.0, self.n_done / self.expected)
+
+
+def count_states(runs: Iterable[Run]) -> dict[RunState, int]:
+    """How many runs are in each state (every state present, zeros included)."""
+    counter = Counter(r.state for r in runs)
+    return {state: counter.get(state, 0) for state in RunState}
+
+
+def expected_runs(config: SweepConfig) -> int | None:
+    """The number of runs the sweep will make, if bounded: the grid size and/or ``run_cap``."""
+    bound = grid_size(config) if config.method == "grid" else None
+    if config.run_cap is not None:
+        bound = config.run_cap if bound is None else min(bound, config.run_cap)
+    return bound
+
+
+def grid_size(config: SweepConfig) -> int:
+    """The number of points of a grid over ``config``'s parameters (W&B's expansion rules)."""
+    size = 1
+    for p in config.parameters:
+        if p.distribution == "constant":
+            n = 1
+        elif p.distribution == "categorical":
+            n = len(p.values or ())
+        elif p.distribution == "int_uniform" and p.min is not None and p.max is not None:
+            n = int(p.max) - int(p.min) + 1
+        elif p.distribution == "q_uniform" and p.min is not None and p.max is not None:
+            q = p.q or 1.0
+            n = max(0, math.ceil((p.max - p.min) / q))  # numpy.arange(min, max, q): max excluded
+        else:
+            raise ValueError(f"parameter {p.name} ({p.distribution}) has no grid")
+        size *= n
+    return size
+
+
+def progress(config: SweepConfig, runs: Sequence[Run]) -> Progress:
+    """The progress of a sweep from its runs."""
+    counts = count_states(runs)
+    n_done = sum(n for state, n in counts.items() if state.is_terminal)
+    n_waiting = counts[RunState.PREEMPTED] + counts[RunState.LOST]
+    return Progress(n_done, counts[RunState.RUNNING], n_waiting, expected_runs(config), counts)
+
+
+def best_runs(config: SweepConfig, runs: Iterable[Run], n: int = 5) -> list[Run]:
+    """The ``n`` best runs with a metric value, best first (finished or stopped early)."""
+    if config.metric is None:
+        return []
+    sign = -1.0 if config.metric.goal == "maximize" else 1.0
+    ranked = [r for r in runs if r.state in _RANKED and r.metric is not None]
+    ranked.sort(key=lambda r: (sign * (r.metric or 0.0), r.seq))  # ties: the earlier run first
+    return ranked[:n]
+
+
+def without_metric(config: SweepConfig, runs: Iterable[Run]) -> list[Run]:
+    """Finished runs that never reported the sweep's metric."""
+    if config.metric is None:
+        return []
+    return [r for r in runs if r.state is RunState.FINISHED and r.metric is None]
+
+
+def run_as_dict(run: Run) -> dict[str, object]:
+    """A run as plain JSON-ready data (``--json`` outputs and exports)."""
+    return {
+        "id": run.id,
+        "state": run.state.value,
+        "metric": run.metric,
+        "params": dict(run.params),
+        "attempt": run.attempt,
+        "node": run.node,
+        "gpus": run.gpus,
+        "job": run.job,
+        "agent": run.agent,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "duration_s": run.duration_s,
+        "exit_code": run.exit_code,
+        "reason": run.reason,
+        "summary": dict(run.summary),
+    }
