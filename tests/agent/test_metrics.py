@@ -1,0 +1,65 @@
+"""Reading metrics live from sweepherd.log's file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sweepherd.agent._metrics import JsonlSource, RunMetrics
+
+
+def test_jsonl_reads_only_new_complete_lines(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    src = JsonlSource(path)
+    assert src.read_new() == []  # no file yet
+    path.write_text('{"loss": 1.0}\n{"loss": 0.5')  # second line still being written
+    assert [u.values for u in src.read_new()] == [{"loss": 1.0}]
+    with path.open("a") as f:
+        f.write(', "acc": 0.7}\nnot json\n[1, 2]\n')
+    assert [u.values for u in src.read_new()] == [{"loss": 0.5, "acc": 0.7}]
+    assert src.n_bad_lines == 2
+    assert src.read_new() == []
+
+
+def test_run_metrics_history_and_summary(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"loss": 3}, {"loss": "nan"}, {"loss": 1.5, "note": "x"}, {"acc": True}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    metrics = RunMetrics([JsonlSource(path)])
+    assert metrics.update() is True
+    assert metrics.update() is False
+    assert metrics.metric_history("loss") == [3.0, 1.5]  # NaN is not a value
+    assert metrics.metric_value("loss") == 1.5
+    assert metrics.metric_value("acc") is None  # a boolean is not a metric value
+    assert metrics.metric_value("missing") is None
+    assert metrics.plain_summary() == {"loss": 1.5, "note": "x", "acc": True}
+
+
+def test_client_log_round_trip_through_a_real_process(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    script = (
+        "import math, sweepherd\n"
+        "for i in range(3): sweepherd.log({'val_loss': 1.0 / (i + 1)})\n"
+        "sweepherd.log({'bad': math.inf}, step=10)\n"
+    )
+    env = {**os.environ, "SWEEPHERD_METRICS_FILE": str(path)}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True)
+    metrics = RunMetrics([JsonlSource(path)])
+    metrics.update()
+    assert metrics.metric_history("val_loss") == [1.0, 0.5, 1 / 3]
+    assert metrics.history["_step"] == [0, 1, 2, 10]
+    assert metrics.summary["bad"] == "inf"
+
+
+def test_client_log_outside_a_sweep_is_a_no_op(tmp_path: Path) -> None:
+    script = "import sweepherd; sweepherd.log({'x': 1}); print(sweepherd.params({'lr': 1}))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPHERD_")}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True,
+        cwd=tmp_path,
+    )
+    assert out.stdout.strip() == "{'lr': 1}"
+    assert list(tmp_path.iterdir()) == []
