@@ -1,0 +1,105 @@
+"""Bayesian search: a model of the metric over past runs proposes the next points.
+
+On every call the sweep's runs are turned into an in-memory Optuna study (``_study.py``) over
+the parameters' space (``_space.py``), and the sampler is asked for ``n`` trials. The sampler
+is Optuna's TPE with ``constant_liar``: pending runs (and the points already proposed in this
+call) count as bad results, so parallel agents and the ``n`` points of one call spread out.
+The first ``n_startup_trials`` (10) points are random, as in any model-based search.
+
+The sampler is a seam: :class:`BayesSearch` takes a ``make_sampler(seed)`` factory, so another
+sampler (Optuna's GP, a combination) can be put in without touching the rest.
+
+Parallel agents stay apart even with equal ``rng`` states: the sampler's seed mixes a draw
+from the ``rng`` with the number of runs, which differs between two claims of one sweep.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sweepherd.config._model import SweepConfig
+from sweepherd.errors import ConfigError
+from sweepherd.runs import Run
+from sweepherd.search._values import to_params, value_key
+
+if TYPE_CHECKING:
+    from optuna.samplers import BaseSampler
+
+    from sweepherd.search._space import Dimension
+
+#: ``make_sampler(seed) -> sampler``: how :class:`BayesSearch` gets its Optuna sampler.
+SamplerFactory = Callable[[int], "BaseSampler"]
+
+#: How many times one point is re-asked when it repeats a pending point.
+MAX_ASKS_PER_POINT = 8
+
+
+def tpe_sampler(seed: int) -> BaseSampler:
+    """The default sampler: multivariate TPE with the constant liar."""
+    from optuna.samplers import TPESampler
+
+    return TPESampler(seed=seed, constant_liar=True, multivariate=True)
+
+
+class BayesSearch:
+    """The ``bayes`` method. Needs ``metric``; imports Optuna only when first used."""
+
+    def __init__(self, make_sampler: SamplerFactory = tpe_sampler) -> None:
+        self.make_sampler = make_sampler
+
+    def suggest(
+        self, config: SweepConfig, runs: Sequence[Run], n: int, rng: np.random.Generator
+    ) -> list[dict[str, Any]]:
+        """``n`` points proposed by the sampler from the runs so far."""
+        if config.metric is None:
+            raise ConfigError(
+                "method bayes needs a metric to optimise",
+                hint="Add `metric: {name: <logged key>, goal: minimize|maximize}` to the config.",
+            )
+        from optuna.exceptions import ExperimentalWarning
+
+        from sweepherd.search._space import dimensions, distributions
+        from sweepherd.search._study import build_study
+
+        constants = {p.path: p.value for p in config.parameters if p.distribution == "constant"}
+        dims = dimensions(config)
+        if not dims or n <= 0:
+            return [to_params(constants) for _ in range(max(n, 0))]
+        seed = _seed(rng, len(runs))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            study = build_study(config, dims, runs, self.make_sampler(seed))
+            dists = distributions(dims)
+            pending = {
+                _point_key(dims, t.params)
+                for t in study.get_trials(deepcopy=False)
+                if not t.state.is_finished()
+            }
+            out: list[dict[str, Any]] = []
+            for _ in range(n):
+                for _ask in range(MAX_ASKS_PER_POINT):
+                    # a repeated point stays RUNNING in the study, so the liar pushes away from it
+                    params = study.ask(dists).params
+                    key = _point_key(dims, params)
+                    if key not in pending:
+                        break
+                pending.add(key)
+                flat = dict(constants)
+                flat.update((d.param.path, d.to_value(params[d.name])) for d in dims)
+                out.append(to_params(flat))
+        return out
+
+
+def _seed(rng: np.random.Generator, n_runs: int) -> int:
+    """A 32-bit sampler seed from the rng and the number of runs."""
+    entropy = [int(rng.integers(2**63)), n_runs]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def _point_key(dims: Sequence[Dimension], params: dict[str, Any]) -> Hashable:
+    """Equal for two trials that give the same parameter values."""
+    return tuple(value_key(d.to_value(params[d.name])) for d in dims)
