@@ -36,7 +36,9 @@ DISTRIBUTIONS: tuple[str, ...] = (
 )
 
 #: The distributions a grid search can enumerate.
-GRID_DISTRIBUTIONS: frozenset[str] = frozenset({"constant", "categorical", "int_uniform", "q_uniform"})
+GRID_DISTRIBUTIONS: frozenset[str] = frozenset(
+    {"constant", "categorical", "int_uniform", "q_uniform"}
+)
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,9 @@ class Param:
 
     ``path`` names it: ``("lr",)`` for a top-level parameter, ``("optimizer", "momentum")`` for
     one nested under ``parameters: {optimizer: {parameters: {momentum: ...}}}``. Only the fields
-    that the distribution uses are set; defaults (``q=1``, ``mu=0``, ``sigma=1``, ``a=b=1``) are
-    already filled in.
+    that the distribution uses are set; W&B's defaults are already filled in: ``q=1.0`` (a
+    float, so a q_ distribution without ``q`` yields floats, as in W&B), ``mu=0``, ``sigma=1``,
+    ``a=b=1``. Numbers keep the type the user wrote (an int ``min`` stays an int).
     """
 
     path: tuple[str, ...]
@@ -75,6 +78,10 @@ class Metric:
     name: str
     goal: Goal = "minimize"
     target: float | None = None
+    #: bayes: the value used for a run that failed, crashed or was killed without the metric.
+    impute: Literal["latest", "best", "worst"] = "worst"
+    #: bayes: how running runs count; None is W&B's ``"false"`` (they count as pending).
+    impute_while_running: Literal["latest", "best", "worst"] | None = None
 
     def better(self, a: float, b: float) -> bool:
         """True when value ``a`` is strictly better than ``b`` under the goal."""
@@ -89,7 +96,10 @@ class Metric:
 
 @dataclass(frozen=True)
 class EarlyTerminate:
-    """``early_terminate:`` — W&B hyperband. Either ``min_iter`` or ``max_iter`` and ``s``."""
+    """``early_terminate:`` — W&B hyperband. Either ``min_iter`` or ``max_iter`` and ``s``.
+
+    When both are given, W&B's engine uses ``max_iter`` and ``s`` and ignores ``min_iter``.
+    """
 
     type: Literal["hyperband"] = "hyperband"
     min_iter: int | None = None
@@ -116,6 +126,8 @@ class SweepConfig:
     project: str | None = None
     entity: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # other keys W&B allows (apiVersion...)
+    #: The file's text as the user wrote it (comments and all) when read by ``load_config``.
+    text: str | None = field(default=None, compare=False, repr=False)
 
     def param(self, name: str) -> Param:
         """The parameter with this dotted name; KeyError if there is none."""
