@@ -1,0 +1,332 @@
+"""The sweep directory: creating, opening and listing sweeps, and the :class:`SweepStore` handle.
+
+Layout of ``<root>/<sweep_id>/`` (see docs/architecture.md)::
+
+    sweep.yaml      the config as the user gave it (written once)
+    meta.json       {"id", "name", "created_at", "backend", "seed", "version", ...}
+    journal.jsonl   append-only events (see sweepherd.store._fold)
+    journal.lock    exists only while a writer holds the lock
+    agents/         <agent_id>.json heartbeats
+    runs/<run_id>/  one folder per run, written only by the agent that holds the run
+    slurm/          sbatch scripts and Slurm output
+
+``meta.json`` is written last when a sweep is created, so a directory without it is an
+interrupted creation, never a half-made sweep that agents would use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import re
+import secrets
+import shutil
+import string
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from sweepherd.errors import StoreError
+from sweepherd.store._files import store_error, write_atomic
+from sweepherd.store._fold import FoldState, Snapshot
+from sweepherd.store._heartbeat import (
+    Heartbeat,
+    check_agent_id,
+    read_heartbeat,
+    read_heartbeats,
+    write_heartbeat,
+)
+from sweepherd.store._journal import Journal, JournalReader, encode_event
+from sweepherd.store._lock import DEFAULT_STALE_S, JournalLock
+from sweepherd.store._transaction import Transaction
+
+if TYPE_CHECKING:
+    from sweepherd.config import SweepConfig
+
+#: Version of the sweep directory format, written to meta.json.
+FORMAT_VERSION = 1
+#: Default seconds a transaction waits for the journal lock (longer than the stale time, so a
+#: dead holder's lock is broken before a waiter gives up).
+DEFAULT_TIMEOUT_S = 60.0
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+_SWEEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def new_sweep_id() -> str:
+    """A random 8-character id of ``[a-z0-9]``, like W&B's."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+
+
+class SweepStore:
+    """A handle on one sweep directory. Cheap to make; safe to share between threads.
+
+    Every process (agent, status, watch) opens its own handle; they coordinate only through
+    the files. Writers go through :meth:`transaction`; readers call :meth:`snapshot`, which
+    reads only what was appended since the previous call.
+    """
+
+    def __init__(self, path: Path, meta: Mapping[str, Any]) -> None:
+        self.path = path
+        self.meta: Mapping[str, Any] = meta
+        self.sweep_id: str = str(meta["id"])
+        #: Seconds after which another process breaks a lock this store's writers hold.
+        self.lock_stale_s: float = DEFAULT_STALE_S
+        self.journal_path = path / "journal.jsonl"
+        self.lock_path = path / "journal.lock"
+        self.agents_dir = path / "agents"
+        self.runs_dir = path / "runs"
+        self.slurm_dir = path / "slurm"
+        self._journal = Journal(self.journal_path)
+        self._reader = JournalReader(self.journal_path)
+        self._state = FoldState()
+        self._mutex = threading.Lock()
+        self._hb_cache: tuple[float, dict[str, Heartbeat]] | None = None
+
+    def __repr__(self) -> str:
+        return f"SweepStore({str(self.path)!r})"
+
+    @property
+    def seed(self) -> int:
+        """The sweep's random seed (from meta.json)."""
+        return int(self.meta.get("seed", 0))
+
+    @functools.cached_property
+    def config(self) -> SweepConfig:
+        """The sweep's configuration, parsed from ``sweep.yaml``."""
+        from sweepherd.config import parse_config
+
+        path = self.path / "sweep.yaml"
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise store_error("reading", path, err) from err
+        except yaml.YAMLError as err:
+            raise StoreError(f"{path} is not valid YAML: {err}".replace("\n", " ")) from err
+        if not isinstance(raw, Mapping):
+            raise StoreError(f"{path} does not hold a sweep configuration mapping.")
+        return parse_config(raw)
+
+    # -- the journal ---------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """The sweep's state now. Reads only the journal lines appended since the last call."""
+        with self._mutex:
+            self._refresh()
+            return self._state.snapshot()
+
+    @contextlib.contextmanager
+    def transaction(
+        self, timeout_s: float = DEFAULT_TIMEOUT_S, *, agent: str | None = None
+    ) -> Iterator[Transaction]:
+        """Hold the journal lock; yield a :class:`Transaction` on a fresh snapshot.
+
+        The transaction's events are appended in one write + fsync when the block exits
+        normally; nothing is written if it raises. Raises :class:`LockTimeoutError` when the
+        lock cannot be had within ``timeout_s`` (or was taken over; nothing written), and
+        :class:`StoreError` when the append fails (disk full): the journal is left as it was.
+        """
+        lock = JournalLock(self.lock_path, agent=agent, stale_s=self.lock_stale_s)
+        lock.acquire(timeout_s)
+        try:
+            with self._mutex:
+                self._refresh()
+                state = self._state.copy()
+            txn = Transaction(self.sweep_id, state)
+            yield txn
+            if txn.n_pending:
+                lock.verify()
+                self._journal.append(txn.encoded())
+        finally:
+            lock.release()
+
+    def _refresh(self) -> None:
+        result = self._reader.read()
+        if result.reset:
+            self._state = FoldState()
+        for event in result.events:
+            self._state.apply(event)
+        self._state.n_skipped += result.n_skipped
+
+    # -- heartbeats ----------------------------------------------------------------------------
+
+    def heartbeat(self, agent_id: str, *, state: str = "running", **info: Any) -> None:
+        """Write ``agents/<agent_id>.json`` atomically: the agent is alive (or ``exited``)."""
+        write_heartbeat(self.agents_dir, agent_id, state, info)
+
+    def heartbeats(self, max_age_s: float = 0.0) -> dict[str, Heartbeat]:
+        """Every agent's last heartbeat. With ``max_age_s``, reuse a reading that recent."""
+        now = time.monotonic()
+        cached = self._hb_cache
+        if max_age_s > 0 and cached is not None and now - cached[0] <= max_age_s:
+            return dict(cached[1])
+        beats = read_heartbeats(self.agents_dir)
+        self._hb_cache = (now, beats)
+        return dict(beats)
+
+    def read_heartbeat(self, agent_id: str) -> Heartbeat | None:
+        """One agent's heartbeat, read now; None if it has none."""
+        return read_heartbeat(self.agents_dir / f"{check_agent_id(agent_id)}.json")
+
+    # -- run folders ---------------------------------------------------------------------------
+
+    def run_dir(self, run_id: str) -> Path:
+        """``runs/<run_id>/``, created if missing."""
+        if not _RUN_ID.fullmatch(run_id):
+            raise StoreError(f"Invalid run id {run_id!r}.")
+        path = self.runs_dir / run_id
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise store_error("creating", path, err) from err
+        return path
+
+
+# -- creating, opening, listing ----------------------------------------------------------------
+
+
+def create_sweep(
+    root: str | Path,
+    config: SweepConfig,
+    *,
+    sweep_id: str | None = None,
+    backend: str = "local",
+    extra_meta: Mapping[str, Any] | None = None,
+) -> SweepStore:
+    """Create a new sweep directory under ``root`` and return its store.
+
+    ``sweep_id`` defaults to a random 8-character id; an existing sweep is never overwritten.
+    ``extra_meta`` adds keys to meta.json (the standard keys win on a clash).
+    """
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise store_error("creating the sweeps folder", root, err) from err
+    path = _reserve(root, sweep_id)
+    sid = path.name
+    try:
+        yaml_text = yaml.safe_dump(_plain(config.raw), sort_keys=False, allow_unicode=True)
+        write_atomic(path / "sweep.yaml", yaml_text.encode())
+        for sub in ("agents", "runs", "slurm"):
+            (path / sub).mkdir()
+        now = round(time.time(), 6)
+        created = encode_event({"e": "created", "t": now, "sweep": sid})
+        Journal(path / "journal.jsonl").create(created)
+        meta: dict[str, Any] = dict(extra_meta or {})
+        meta.update(
+            id=sid,
+            name=config.name,
+            created_at=now,
+            backend=backend,
+            seed=secrets.randbelow(2**31),
+            version=FORMAT_VERSION,
+        )
+        write_atomic(path / "meta.json", json.dumps(meta, indent=1).encode() + b"\n")
+    except OSError as err:
+        shutil.rmtree(path, ignore_errors=True)
+        raise store_error("creating", path, err) from err
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    return SweepStore(path, meta)
+
+
+def _reserve(root: Path, sweep_id: str | None) -> Path:
+    """Create the sweep's empty directory (exclusively) and return it."""
+    if sweep_id is not None and not _SWEEP_ID.fullmatch(sweep_id):
+        raise StoreError(
+            f"Invalid sweep id {sweep_id!r}: use 1-64 letters, digits and _ . - "
+            "(starting with a letter or digit)."
+        )
+    for _ in range(100):
+        path = root / (sweep_id or new_sweep_id())
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            if sweep_id is not None:
+                raise StoreError(
+                    f"A sweep (or file) named {sweep_id} already exists in {root}; refusing to "
+                    "overwrite it.",
+                    hint="Choose another sweep id, or remove the old sweep first.",
+                ) from None
+        except OSError as err:
+            raise store_error("creating a sweep directory in", root, err) from err
+    raise StoreError(f"Could not find a free sweep id in {root}.")
+
+
+def open_sweep(ref: str | Path, root: str | Path) -> SweepStore:
+    """Open a sweep by its directory or by its id under ``root``.
+
+    Raises a one-line :class:`StoreError` when it does not exist (naming the paths tried), is
+    not a sweep directory, or cannot be read.
+    """
+    ref_path = Path(ref)
+    if ref_path.is_absolute() or len(ref_path.parts) != 1 or str(ref) in (".", ".."):
+        candidates = [ref_path]
+    else:
+        candidates = [Path(root) / ref_path, ref_path]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return _open_dir(candidate)
+        if candidate.exists():
+            raise StoreError(f"{candidate} is a file, not a sweep directory.")
+    tried = " and ".join(str(c) for c in candidates)
+    raise StoreError(
+        f"No sweep {str(ref)!r}: {tried} does not exist.",
+        hint=f"List the sweeps with `sweepherd ls --dir {root}`, or point --dir at the folder "
+        "that holds them.",
+    )
+
+
+def _open_dir(path: Path) -> SweepStore:
+    meta_path = path / "meta.json"
+    if not meta_path.exists():
+        raise StoreError(
+            f"{path} is not a sweep directory (it has no meta.json).",
+            hint="Pass a sweep directory or a sweep id with --dir; an interrupted sweep "
+            "creation leaves such a folder, which can be removed.",
+        )
+    try:
+        meta = json.loads(meta_path.read_bytes())
+    except OSError as err:
+        raise store_error("reading", meta_path, err) from err
+    except ValueError as err:
+        raise StoreError(f"{meta_path} is unreadable: not valid JSON ({err}).") from err
+    if not isinstance(meta, dict) or not isinstance(meta.get("id"), str):
+        raise StoreError(f"{meta_path} is unreadable: it has no sweep id.")
+    if not (path / "journal.jsonl").is_file():
+        raise StoreError(f"{path} is not a sweep directory (it has no journal.jsonl).")
+    return SweepStore(path, meta)
+
+
+def list_sweeps(root: str | Path) -> list[SweepStore]:
+    """Every sweep directly under ``root``, oldest first; a missing root has none."""
+    root = Path(root)
+    try:
+        children = [p for p in root.iterdir() if (p / "meta.json").is_file()]
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        raise store_error("listing", root, err) from err
+    stores = []
+    for child in children:
+        with contextlib.suppress(StoreError):
+            stores.append(_open_dir(child))
+    return sorted(stores, key=lambda s: (float(s.meta.get("created_at") or 0), s.sweep_id))
+
+
+def _plain(value: Any) -> Any:
+    """Mappings and sequences as plain dicts and lists, so YAML dumps them without tags."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
