@@ -93,7 +93,7 @@ def make_run() -> Callable[..., Run]:
     return build_run
 
 
-def import_sweeps() -> Any:
+def _import_sweeps() -> Any:
     """W&B's engine (the test oracle), imported without its pydantic-v1 deprecation noise."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -104,7 +104,7 @@ def import_sweeps() -> Any:
 
 def wandb_runs(runs: Sequence[Run]) -> list[Any]:
     """The runs in W&B's wire format, ``{"p": {"value": v}}`` (nested dicts inside the value)."""
-    sweeps = import_sweeps()
+    sweeps = _import_sweeps()
 
     state = {
         RunState.RUNNING: "running",
@@ -127,7 +127,7 @@ def wandb_runs(runs: Sequence[Run]) -> list[Any]:
 
 def oracle_next(raw: Mapping[str, Any], runs: Sequence[Run], n: int) -> list[dict[str, Any] | None]:
     """W&B's ``next_runs`` for the raw config: each suggestion's plain params, or None."""
-    sweeps = import_sweeps()
+    sweeps = _import_sweeps()
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -139,3 +139,9 @@ def oracle_next(raw: Mapping[str, Any], runs: Sequence[Run], n: int) -> list[dic
 def oracle() -> Callable[[Mapping[str, Any], Sequence[Run], int], list[dict[str, Any] | None]]:
     """``oracle(raw, runs, n)``: W&B's engine's next runs (plain dicts, None when exhausted)."""
     return oracle_next
+
+
+@pytest.fixture
+def import_sweeps() -> Callable[[], Any]:
+    """``import_sweeps()``: W&B's engine module (the oracle), imported quietly."""
+    return _import_sweeps
