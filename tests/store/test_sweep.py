@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from collections.abc import Callable
@@ -65,7 +64,7 @@ def test_config_round_trips_through_sweep_yaml(tmp_path: Path) -> None:
 def test_an_existing_sweep_is_never_overwritten(tmp_path: Path, config: SweepConfig) -> None:
     create_sweep(tmp_path, config, sweep_id="mine")
     (tmp_path / "mine" / "runs" / "keep").mkdir()
-    with pytest.raises(StoreError, match="already exists.*refusing to overwrite"):
+    with pytest.raises(StoreError, match=r"already exists.*refusing to overwrite"):
         create_sweep(tmp_path, config, sweep_id="mine")
     assert (tmp_path / "mine" / "runs" / "keep").is_dir()
 
@@ -103,7 +102,7 @@ def test_open_missing_names_the_paths_tried(tmp_path: Path) -> None:
 
 def test_open_a_folder_that_is_not_a_sweep(tmp_path: Path) -> None:
     (tmp_path / "plain").mkdir()
-    with pytest.raises(StoreError, match="not a sweep directory.*no meta.json"):
+    with pytest.raises(StoreError, match=r"not a sweep directory.*no meta\.json"):
         open_sweep(tmp_path / "plain", tmp_path)
     (tmp_path / "file").write_text("x")
     with pytest.raises(StoreError, match="is a file"):
@@ -148,7 +147,7 @@ def test_create_on_a_read_only_filesystem(
 ) -> None:
     disk = mount_tmpfs(64)
     subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-    with pytest.raises(StoreError, match="read-only.*--dir"):
+    with pytest.raises(StoreError, match=r"read-only.*--dir"):
         create_sweep(disk, config)
     with pytest.raises(StoreError, match="read-only"):
         create_sweep(disk / "sub", config)
@@ -164,4 +163,4 @@ def test_create_on_a_full_disk_leaves_nothing_behind(
     fill_disk(disk)
     with pytest.raises(StoreError, match="full"):
         create_sweep(disk / "sweeps", config)
-    assert os.listdir(disk / "sweeps") == []
+    assert list((disk / "sweeps").iterdir()) == []
