@@ -1,0 +1,59 @@
+"""Slurm: render sbatch scripts, run Slurm's commands, fan agents out over an allocation.
+
+- :class:`SbatchOptions` — what a submission asks for, validated.
+- :func:`render_submit` / :func:`render_scale` — the sbatch script texts (pure functions).
+- :func:`sbatch`, :func:`squeue_jobs`, :func:`scancel`, :func:`scontrol_requeue`,
+  :func:`scontrol_show_hostnames`, :func:`srun_argv` — the only code that runs Slurm's
+  commands; failures raise one :class:`~sweepherd.errors.SlurmError` with Slurm's words.
+- :func:`fan_out` / :func:`run_on_all_nodes` — ``sweepherd agent SWEEP --all-nodes``.
+"""
+
+from sweepherd.launch.slurm._commands import (
+    JobState,
+    decode_wait_status,
+    parse_sbatch_parsable,
+    parse_scancel_not_signalled,
+    parse_squeue,
+    sbatch,
+    scancel,
+    scontrol_requeue,
+    scontrol_show_hostnames,
+    slurm_error,
+    squeue_jobs,
+    srun_argv,
+)
+from sweepherd.launch.slurm._fanout import (
+    REQUEUE_EXIT_STATUS,
+    FanOutResult,
+    allocation_nodes,
+    fan_out,
+    run_on_all_nodes,
+)
+from sweepherd.launch.slurm._options import TIME_FORMATS, SbatchOptions, parse_time_limit_s
+from sweepherd.launch.slurm._render import render_scale, render_submit, sbatch_quote
+
+__all__ = [
+    "REQUEUE_EXIT_STATUS",
+    "TIME_FORMATS",
+    "FanOutResult",
+    "JobState",
+    "SbatchOptions",
+    "allocation_nodes",
+    "decode_wait_status",
+    "fan_out",
+    "parse_sbatch_parsable",
+    "parse_scancel_not_signalled",
+    "parse_squeue",
+    "parse_time_limit_s",
+    "render_scale",
+    "render_submit",
+    "run_on_all_nodes",
+    "sbatch",
+    "sbatch_quote",
+    "scancel",
+    "scontrol_requeue",
+    "scontrol_show_hostnames",
+    "slurm_error",
+    "squeue_jobs",
+    "srun_argv",
+]

@@ -1,0 +1,200 @@
+"""One agent per node of the current Slurm allocation, started with srun, with signals passed on.
+
+``sweepherd agent SWEEP --all-nodes`` runs this inside an allocation (an sbatch script, or a
+shell from ``salloc``): it expands ``$SLURM_JOB_NODELIST``, starts one ``srun`` step per node
+running the agent there, passes the signals it receives on to the agents, waits for them all,
+and — when an agent says it stopped with work left (exit :data:`REQUEUE_EXIT_STATUS`) —
+requeues the batch job so that a new allocation resumes the preempted runs.
+
+Signals (measured on Slurm 22.05): srun passes SIGUSR1 on to its task at once, but on SIGTERM
+it aborts the step (the task is killed, no graceful stop) and on a single SIGINT it only
+prints the step's status. So the first SIGUSR1, SIGTERM or SIGINT is passed on to every srun
+as SIGUSR1 (the agent stops gracefully on any of them); a second SIGTERM or SIGINT is passed
+on as SIGTERM, aborting the steps. The sruns run in their own sessions, so a Ctrl-C typed in
+an salloc shell reaches only this process, which decides what each srun gets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+
+from sweepherd.errors import LaunchError, SlurmError
+from sweepherd.launch.slurm._commands import (
+    scontrol_requeue,
+    scontrol_show_hostnames,
+    srun_argv,
+)
+
+log = logging.getLogger(__name__)
+
+#: An agent's exit status meaning "stopped by a signal with work left: requeue me" (EX_TEMPFAIL).
+REQUEUE_EXIT_STATUS = 75
+
+#: How long to wait for Slurm's SIGTERM after requeueing the job (measured: ~5 ms).
+_REQUEUE_TERM_WAIT_S = 2.0
+_FORWARDED = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass(frozen=True)
+class FanOutResult:
+    """How the agents of one fan-out ended."""
+
+    nodes: tuple[str, ...]
+    exit_statuses: tuple[int, ...]  # srun's status per node; -N when srun died of signal N
+    requeued: bool  # the batch job was requeued (it gets SIGTERM from Slurm next)
+
+    @property
+    def exit_status(self) -> int:
+        """One status for the whole fan-out.
+
+        :data:`REQUEUE_EXIT_STATUS` if requeued or any agent asked for it, else 0 when every
+        agent exited 0, else the first failure (128 + N for death by signal N).
+        """
+        if self.requeued or REQUEUE_EXIT_STATUS in self.exit_statuses:
+            return REQUEUE_EXIT_STATUS
+        for status in self.exit_statuses:
+            if status != 0:
+                return 128 - status if status < 0 else status
+        return 0
+
+
+def allocation_nodes(env: Mapping[str, str] | None = None) -> list[str]:
+    """The node names of the current allocation, from ``$SLURM_JOB_NODELIST``."""
+    env = os.environ if env is None else env
+    nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
+    if not nodelist:
+        raise LaunchError(
+            "--all-nodes needs a Slurm allocation, but SLURM_JOB_NODELIST is not set.",
+            hint="Run it inside an sbatch script or an salloc shell, or drop --all-nodes.",
+        )
+    nodes = scontrol_show_hostnames(nodelist)
+    if not nodes:
+        raise SlurmError(f"`scontrol show hostnames {nodelist}` listed no nodes.")
+    return nodes
+
+
+class _Forwarder:
+    """Signal handler passing signals on to the srun processes (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.n_received = 0
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.n_received += 1
+        hard = self.n_received > 1 and signum != signal.SIGUSR1
+        sent = signal.SIGTERM if hard else signal.SIGUSR1
+        log.info(
+            "got %s: passing %s on to %d agent(s)",
+            signal.Signals(signum).name,
+            sent.name,
+            sum(p.poll() is None for p in self.procs),
+        )
+        for proc in self.procs:
+            self.send(proc, sent)
+
+    @staticmethod
+    def send(proc: subprocess.Popen[bytes], sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)  # does nothing once the process has been reaped
+
+
+@contextmanager
+def _forwarding(forwarder: _Forwarder) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        log.warning("not in the main thread: signals are not passed on to the agents")
+        yield
+        return
+    previous = {sig: signal.signal(sig, forwarder) for sig in _FORWARDED}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def fan_out(
+    command: Sequence[str],
+    *,
+    nodes: Sequence[str] | None = None,
+    requeue: bool = True,
+    gres: str | None = None,
+    srun_args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> FanOutResult:
+    """Run ``command`` once on every node of the current allocation and wait for all of them.
+
+    ``nodes`` defaults to the allocation's (:func:`allocation_nodes`). Each step gets all of
+    the job's resources on its node (``gres`` asks for fewer GPUs, e.g. ``"gpu:1"``). When an
+    agent exits :data:`REQUEUE_EXIT_STATUS` and ``requeue`` is true, the batch job
+    ``$SLURM_JOB_ID`` is requeued; a job that may not be requeued (``--no-requeue``, or an
+    salloc allocation) is left as it is. Must run in the main thread to pass signals on.
+    """
+    env = os.environ if env is None else env
+    names = list(nodes) if nodes is not None else allocation_nodes(env)
+    forwarder = _Forwarder()
+    requeued = False
+    with _forwarding(forwarder):
+        for node in names:
+            if forwarder.n_received:
+                log.info("stopping: not starting agents on the remaining nodes")
+                break
+            argv = srun_argv(command, node=node, gres=gres, extra_args=srun_args)
+            try:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+            except FileNotFoundError:
+                for started in forwarder.procs:
+                    forwarder.send(started, signal.SIGTERM)
+                    started.wait()
+                raise SlurmError(
+                    "srun not found: Slurm's commands are not on PATH.",
+                    hint="Run this inside a Slurm allocation on the cluster, or load the slurm "
+                    "module.",
+                ) from None
+            forwarder.procs.append(proc)
+        log.info("started agents on %d node(s): %s", len(forwarder.procs), ",".join(names))
+        statuses = tuple(proc.wait() for proc in forwarder.procs)
+        if requeue and REQUEUE_EXIT_STATUS in statuses:
+            n_before = forwarder.n_received
+            requeued = _requeue(env)
+            # Slurm now sends SIGTERM to the batch script (this process) within milliseconds;
+            # take it here rather than dying of it after the handlers are restored.
+            deadline = time.monotonic() + _REQUEUE_TERM_WAIT_S
+            while requeued and forwarder.n_received == n_before and time.monotonic() < deadline:
+                time.sleep(0.01)
+    return FanOutResult(tuple(names[: len(statuses)]), statuses, requeued)
+
+
+def _requeue(env: Mapping[str, str]) -> bool:
+    job_id = env.get("SLURM_JOB_ID")
+    if not job_id:
+        return False
+    try:
+        scontrol_requeue(job_id)
+    except SlurmError as exc:
+        log.warning("the job was not requeued: %s", exc)
+        return False
+    log.info("requeued job %s: its preempted runs resume when it starts again", job_id)
+    return True
+
+
+def run_on_all_nodes(argv: Sequence[str]) -> int:
+    """``sweepherd agent SWEEP --all-nodes``: run ``sweepherd <argv>`` on every node.
+
+    ``argv`` is the command line after ``sweepherd`` without ``--all-nodes`` (e.g.
+    ``["agent", "/sweeps/x", "--gpus", "auto"]``); each node runs it with this Python.
+    Returns :attr:`FanOutResult.exit_status`.
+    """
+    result = fan_out([sys.executable, "-m", "sweepherd", *argv])
+    return result.exit_status
