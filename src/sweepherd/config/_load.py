@@ -62,12 +62,12 @@ def read_text(path: Path) -> str:
         data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
-            f"{path}: no such file",
+            f"{path}: no such file.",
             hint="Give the path of your sweep config (the YAML you would pass to `wandb sweep`).",
         ) from None
     except IsADirectoryError:
         raise ConfigError(
-            f"{path} is a directory, not a sweep config file",
+            f"{path} is a directory, not a sweep config file.",
             hint="Give the path of the YAML file.",
         ) from None
     except OSError as exc:
@@ -76,7 +76,7 @@ def read_text(path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(
-            f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded)",
+            f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded).",
             hint="Save the sweep config as a UTF-8 YAML or JSON file.",
         ) from None
 
@@ -89,15 +89,16 @@ def parse_text(text: str, source: str) -> object:
         except json.JSONDecodeError:
             pass  # YAML flow style also starts with "{"; let the YAML parser have its say
         except ValueError as exc:
-            raise ConfigError(f"{source}: {exc}", hint="Remove one of them.") from None
+            raise ConfigError(f"{source}: {exc}.", hint="Remove one of them.") from None
     try:
         return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = exc.problem or exc.context or "invalid YAML"
-        hint = "Remove one of them." if isinstance(exc, _DuplicateKeyError) else None
-        raise ConfigError(f"{source}: {where}{what}", hint=hint) from None
+        if isinstance(exc, _DuplicateKeyError):
+            raise ConfigError(f"{source}: {where}{what}.", hint="Remove one of them.") from None
+        raise ConfigError(f"{source}: {where}{what}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: invalid YAML: {exc}") from None
 

@@ -183,6 +183,9 @@ def _parse_parameter(
         return nested if len(problems) == n_before else []
     distribution = _distribution(spec, path, problems)
     if distribution is None:
+        if "distribution" in spec:  # named but unknown: still check what can be checked
+            fields = {k: spec[k] for k in PARAM_KEYS if k in spec and k != "distribution"}
+            _check_fields(fields, path, "", problems)
         return []
     param = _parse_form(spec, path, name, distribution, problems)
     return [param] if param is not None and len(problems) == n_before else []
@@ -232,6 +235,10 @@ def _distribution(spec: Mapping[Any, Any], path: str, problems: list[Problem]) -
                 "is empty",
                 "give value:, values:, min: and max:, distribution: or parameters:",
             )
+        )
+    elif "probabilities" in spec:
+        problems.append(
+            Problem(child(path, "values"), "missing; probabilities need values", "one per value")
         )
     else:
         for key in spec:
