@@ -8,6 +8,7 @@ else uniform) and filling W&B's schema defaults (``q: 1.0``, ``mu: 0``, ``sigma:
 
 from __future__ import annotations
 
+import copy
 import itertools
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,11 +23,11 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "q_uniform": {"q": 1.0},
     "q_log_uniform_values": {"q": 1.0},
     "normal": {"mu": 0.0, "sigma": 1.0},
-    "q_normal": {"mu": 0, "sigma": 1, "q": 1.0},
+    "q_normal": {"mu": 0.0, "sigma": 1.0, "q": 1.0},
     "log_normal": {"mu": 0.0, "sigma": 1.0},
-    "q_log_normal": {"mu": 0, "sigma": 1, "q": 1.0},
-    "beta": {"a": 1, "b": 1},
-    "q_beta": {"a": 1, "b": 1, "q": 1.0},
+    "q_log_normal": {"mu": 0.0, "sigma": 1.0, "q": 1.0},
+    "beta": {"a": 1.0, "b": 1.0},
+    "q_beta": {"a": 1.0, "b": 1.0, "q": 1.0},
 }
 
 
@@ -81,9 +82,29 @@ def build_run(
     return Run(id=run_id or f"r{seq}", params=params, state=state, seq=seq, metric=metric)
 
 
+def checked_config(raw: Mapping[str, Any]) -> SweepConfig:
+    """The config that ``sweepherd.config.parse_config`` makes, checked against this module's
+    own reading of W&B's rules, so the tests search exactly what a real sweep would."""
+    from sweepherd.config import parse_config
+
+    ours = build_config(raw)
+    real = parse_config(copy.deepcopy(dict(raw)))
+    assert real.parameters == ours.parameters
+    for a, b in zip(real.parameters, ours.parameters, strict=True):  # types too: 1 is not 1.0
+        assert {k: type(v) for k, v in vars(a).items()} == {k: type(v) for k, v in vars(b).items()}
+    return real
+
+
 @pytest.fixture
 def make_config() -> Callable[[Mapping[str, Any]], SweepConfig]:
-    """``make_config(raw)``: a SweepConfig from a W&B config mapping."""
+    """``make_config(raw)``: a SweepConfig from a W&B config mapping (see checked_config)."""
+    return checked_config
+
+
+@pytest.fixture
+def make_unvalidated_config() -> Callable[[Mapping[str, Any]], SweepConfig]:
+    """``make_unvalidated_config(raw)``: for configs validation refuses, to test the search's own
+    defences against them."""
     return build_config
 
 
@@ -145,3 +166,37 @@ def oracle() -> Callable[[Mapping[str, Any], Sequence[Run], int], list[dict[str,
 def import_sweeps() -> Callable[[], Any]:
     """``import_sweeps()``: W&B's engine module (the oracle), imported quietly."""
     return _import_sweeps
+
+
+_EVERY_DISTRIBUTION: dict[str, Any] = {
+    "const": {"value": 3},
+    "cat": {"values": ["a", 1, None, {"k": [1]}]},
+    "catp": {"values": [1, 2], "probabilities": [0.3, 0.7]},
+    "iu": {"min": 1, "max": 9},
+    "u": {"min": 0, "max": 1.0},
+    "qu_int": {"distribution": "q_uniform", "min": 0, "max": 10, "q": 2},
+    "qu": {"distribution": "q_uniform", "min": 0, "max": 10},
+    "lu": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1},
+    "ilu": {"distribution": "inv_log_uniform_values", "min": 1, "max": 100},
+    "qlu": {"distribution": "q_log_uniform_values", "min": 1, "max": 1000, "q": 8},
+    "opt": {
+        "parameters": {
+            "n": {"distribution": "normal", "mu": 1, "sigma": 2},
+            "qn": {"distribution": "q_normal", "q": 0.25},
+            "ln": {"distribution": "log_normal"},
+            "deeper": {
+                "parameters": {
+                    "qln": {"distribution": "q_log_normal", "q": 1},
+                    "b": {"distribution": "beta", "a": 2, "b": 2},
+                    "qb": {"distribution": "q_beta", "q": 0.05},
+                }
+            },
+        }
+    },
+}
+
+
+@pytest.fixture
+def every_distribution() -> dict[str, Any]:
+    """A W&B ``parameters:`` mapping with every distribution, nested two levels deep."""
+    return copy.deepcopy(_EVERY_DISTRIBUTION)

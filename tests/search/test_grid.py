@@ -173,7 +173,9 @@ def test_suggestions_are_copies_not_the_configs_own_objects(make_config):
         {"values": [1, 2], "probabilities": [0.5, 0.5]},
     ],
 )
-def test_grid_refuses_what_it_cannot_enumerate(spec, make_config):
-    config = make_config({"method": "grid", "parameters": {"p": spec, "ok": {"values": [1]}}})
+def test_grid_refuses_what_it_cannot_enumerate(spec, make_unvalidated_config):
+    config = make_unvalidated_config(
+        {"method": "grid", "parameters": {"p": spec, "ok": {"values": [1]}}}
+    )
     with pytest.raises(ConfigError, match=r"cannot enumerate parameter.* p"):
         suggest(config, [])

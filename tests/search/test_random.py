@@ -10,33 +10,6 @@ import yaml
 from sweepherd.runs import RunState
 from sweepherd.search import suggest
 
-EVERY_DISTRIBUTION: dict[str, Any] = {
-    "const": {"value": 3},
-    "cat": {"values": ["a", 1, None, {"k": [1]}]},
-    "catp": {"values": [1, 2], "probabilities": [0.3, 0.7]},
-    "iu": {"min": 1, "max": 9},
-    "u": {"min": 0, "max": 1.0},
-    "qu_int": {"distribution": "q_uniform", "min": 0, "max": 10, "q": 2},
-    "qu": {"distribution": "q_uniform", "min": 0, "max": 10},
-    "lu": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1},
-    "ilu": {"distribution": "inv_log_uniform_values", "min": 1, "max": 100},
-    "qlu": {"distribution": "q_log_uniform_values", "min": 1, "max": 1000, "q": 8},
-    "opt": {
-        "parameters": {
-            "n": {"distribution": "normal", "mu": 1, "sigma": 2},
-            "qn": {"distribution": "q_normal", "q": 0.25},
-            "ln": {"distribution": "log_normal"},
-            "deeper": {
-                "parameters": {
-                    "qln": {"distribution": "q_log_normal", "q": 1},
-                    "b": {"distribution": "beta", "a": 2, "b": 2},
-                    "qb": {"distribution": "q_beta", "q": 0.05},
-                }
-            },
-        }
-    },
-}
-
 
 def _leaves(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -56,8 +29,8 @@ def _only_plain(x: Any) -> bool:
     return x is None or type(x) in (bool, int, float, str)
 
 
-def test_points_are_nested_plain_and_typed_like_wandbs(make_config, oracle):
-    raw = {"method": "random", "parameters": EVERY_DISTRIBUTION}
+def test_points_are_nested_plain_and_typed_like_wandbs(make_config, oracle, every_distribution):
+    raw = {"method": "random", "parameters": every_distribution}
     ours = suggest(make_config(raw), [], n=50, rng=np.random.default_rng(1))
     theirs = [{k: _plainify(v) for k, v in p.items()} for p in oracle(raw, [], 50) if p]
     assert len(ours) == 50

@@ -6,8 +6,9 @@ is Optuna's TPE with ``constant_liar``: pending runs (and the points already pro
 call) count as bad results, so parallel agents and the ``n`` points of one call spread out.
 The first ``n_startup_trials`` (10) points are random, as in any model-based search.
 
-The sampler is a seam: :class:`BayesSearch` takes a ``make_sampler(seed)`` factory, so another
-sampler (Optuna's GP, a combination) can be put in without touching the rest.
+The sampler is a seam: :class:`BayesSearch` takes a ``make_sampler(seed, space)`` factory
+(``_samplers.py`` holds the default), so another sampler (Optuna's GP, a combination) can be put
+in without touching the rest.
 
 Parallel agents stay apart even with equal ``rng`` states: the sampler's seed mixes a draw
 from the ``rng`` with the number of runs, which differs between two claims of one sweep.
@@ -16,7 +17,7 @@ from the ``rng`` with the number of runs, which differs between two claims of on
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,32 +25,31 @@ import numpy as np
 from sweepherd.config._model import SweepConfig
 from sweepherd.errors import ConfigError
 from sweepherd.runs import Run
+from sweepherd.search._sampling import sample
 from sweepherd.search._values import to_params, value_key
 
 if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
     from optuna.samplers import BaseSampler
 
     from sweepherd.search._space import Dimension
 
-#: ``make_sampler(seed) -> sampler``: how :class:`BayesSearch` gets its Optuna sampler.
-SamplerFactory = Callable[[int], "BaseSampler"]
+#: ``make_sampler(seed, space) -> sampler``: how :class:`BayesSearch` gets its Optuna sampler;
+#: ``space`` maps Optuna parameter names to their distributions (see ``_space.py``).
+SamplerFactory = Callable[[int, Mapping[str, "BaseDistribution"]], "BaseSampler"]
 
-#: How many times one point is re-asked when it repeats a pending point.
-MAX_ASKS_PER_POINT = 8
-
-
-def tpe_sampler(seed: int) -> BaseSampler:
-    """The default sampler: multivariate TPE with the constant liar."""
-    from optuna.samplers import TPESampler
-
-    return TPESampler(seed=seed, constant_liar=True, multivariate=True)
+#: How many times the sampler is asked for one point when it repeats a pending point...
+MAX_ASKS_PER_POINT = 4
+#: ...and then how many random draws are tried before a repeat is accepted.
+MAX_RANDOM_DRAWS_PER_POINT = 64
 
 
 class BayesSearch:
     """The ``bayes`` method. Needs ``metric``; imports Optuna only when first used."""
 
-    def __init__(self, make_sampler: SamplerFactory = tpe_sampler) -> None:
-        self.make_sampler = make_sampler
+    def __init__(self, make_sampler: SamplerFactory | None = None) -> None:
+        self.make_sampler = make_sampler  # None: multivariate TPE (``_samplers.tpe_sampler``)
 
     def suggest(
         self, config: SweepConfig, runs: Sequence[Run], n: int, rng: np.random.Generator
@@ -62,6 +62,7 @@ class BayesSearch:
             )
         from optuna.exceptions import ExperimentalWarning
 
+        from sweepherd.search._samplers import tpe_sampler
         from sweepherd.search._space import dimensions, distributions
         from sweepherd.search._study import build_study
 
@@ -72,8 +73,9 @@ class BayesSearch:
         seed = _seed(rng, len(runs))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
-            study = build_study(config, dims, runs, self.make_sampler(seed))
             dists = distributions(dims)
+            sampler = (self.make_sampler or tpe_sampler)(seed, dists)
+            study = build_study(config, dims, runs, sampler)
             pending = {
                 _point_key(dims, t.params)
                 for t in study.get_trials(deepcopy=False)
@@ -81,17 +83,42 @@ class BayesSearch:
             }
             out: list[dict[str, Any]] = []
             for _ in range(n):
-                for _ask in range(MAX_ASKS_PER_POINT):
-                    # a repeated point stays RUNNING in the study, so the liar pushes away from it
-                    params = study.ask(dists).params
-                    key = _point_key(dims, params)
-                    if key not in pending:
-                        break
-                pending.add(key)
+                params = _ask_new_point(study, dims, dists, pending, rng)
                 flat = dict(constants)
                 flat.update((d.param.path, d.to_value(params[d.name])) for d in dims)
                 out.append(to_params(flat))
         return out
+
+
+def _ask_new_point(
+    study: optuna.Study,
+    dims: Sequence[Dimension],
+    dists: dict[str, BaseDistribution],
+    pending: set[Hashable],
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """A trial's (internal) params that no pending run and no earlier point of this call has.
+
+    The sampler is asked again a few times: a repeated point stays RUNNING in the study, so the
+    constant liar pushes away from it. In a small discrete space that may not be enough; then
+    points are drawn at random from the parameters' own distributions, and the first free one is
+    made the next trial. Only when every draw is taken is a repeat accepted.
+    """
+    params: dict[str, Any] = {}
+    for _ in range(MAX_ASKS_PER_POINT):
+        params = study.ask(dists).params
+        key = _point_key(dims, params)
+        if key not in pending:
+            pending.add(key)
+            return params
+    for _ in range(MAX_RANDOM_DRAWS_PER_POINT):
+        drawn = {d.name: d.to_internal(sample(d.param, rng)) for d in dims}
+        key = _point_key(dims, drawn)
+        if key not in pending:
+            study.enqueue_trial(drawn)
+            pending.add(key)
+            return study.ask(dists).params
+    return params
 
 
 def _seed(rng: np.random.Generator, n_runs: int) -> int:

@@ -4,21 +4,24 @@ Samplers keep no state between calls: the study is rebuilt on every call from ev
 sweep, which is what lets many agents share one sweep directory. Runs become trials as W&B's
 Bayesian search treats them (``sweeps/bayes_search.py``):
 
-=================================  ==================================================
-run state                          trial
-=================================  ==================================================
-finished, stopped (with a metric)  COMPLETE with the metric
-finished, stopped (no metric)      COMPLETE with the worst metric seen (W&B's default
-                                   ``impute: worst``)
-failed                             COMPLETE with the worst metric seen (so the sampler
-                                   keeps away from points that crash)
-killed (sweep cancelled)           COMPLETE with its metric if it logged one, else left out
-running, preempted, lost           RUNNING: pending, so ``constant_liar`` keeps parallel
-                                   agents apart (preempted and lost runs will run again)
-=================================  ==================================================
+==========================  =============================================================
+run state                   trial
+==========================  =============================================================
+finished, stopped           COMPLETE with its metric; without one, COMPLETE with the
+                            value ``metric.impute`` says
+failed                      COMPLETE with the value ``metric.impute`` says (for ``worst``,
+                            whatever it logged), so the sampler keeps away from crashes
+killed (sweep cancelled)    COMPLETE with its metric if it logged one, else left out
+running                     RUNNING (pending), so ``constant_liar`` keeps parallel agents
+                            apart; with ``metric.impute_while_running`` set, COMPLETE with
+                            its metric so far (or the worst, for ``worst``) when it has one
+preempted, lost             RUNNING: they will run again with the same parameters
+==========================  =============================================================
 
-"The worst metric seen" is the worst finite metric of any ended run; while there is none,
-runs that would need it are left out. A non-finite metric counts as missing.
+``metric.impute``: ``worst`` (the default) is the worst finite metric of any ended run;
+``best`` and ``latest`` are the run's own metric (``Run.metric``, its summary value). Where W&B
+would fall back to ``0.0`` (no such value exists), the run is left out instead: a made-up value
+on an unknown scale would mislead the sampler. A non-finite metric counts as missing.
 """
 
 from __future__ import annotations
@@ -41,8 +44,6 @@ from sweepherd.config._model import Metric, SweepConfig, flatten
 from sweepherd.runs import Run, RunState
 from sweepherd.search._space import Dimension, distributions
 
-_PENDING = frozenset({RunState.RUNNING, RunState.PREEMPTED, RunState.LOST})
-_IMPUTED = frozenset({RunState.FINISHED, RunState.STOPPED, RunState.FAILED})
 _STUDY_NAME = "sweepherd"
 # Optuna trials carry timestamps; the search is pure, so they get a fixed one, never the clock.
 _EPOCH = datetime(2000, 1, 1)
@@ -76,7 +77,7 @@ def build_study(
     dists = distributions(dims)
     trials: list[FrozenTrial] = []
     for run in runs:
-        state, value = _trial_outcome(run, worst)
+        state, value = _trial_outcome(run, metric, worst)
         if state is None:
             continue
         params = _internal_params(config, dims, run)
@@ -101,17 +102,26 @@ def build_study(
     return study
 
 
-def _trial_outcome(run: Run, worst: float | None) -> tuple[TrialState | None, float | None]:
-    if run.state in _PENDING:
+def _trial_outcome(
+    run: Run, metric: Metric, worst: float | None
+) -> tuple[TrialState | None, float | None]:
+    """The trial state and value a run becomes (see the module doc); None: left out."""
+    own = _finite(run.metric)
+    if run.state == RunState.RUNNING:
+        strategy = metric.impute_while_running
+        if strategy is None:
+            return TrialState.RUNNING, None
+        value = own if own is not None else (worst if strategy == "worst" else None)
+        return (TrialState.RUNNING, None) if value is None else (TrialState.COMPLETE, value)
+    if run.state in (RunState.PREEMPTED, RunState.LOST):
         return TrialState.RUNNING, None
-    metric = _finite(run.metric)
-    if run.state == RunState.FAILED:
-        metric = None  # W&B imputes failed runs whatever they logged
-    if metric is not None:
-        return TrialState.COMPLETE, metric
-    if run.state in _IMPUTED and worst is not None:
-        return TrialState.COMPLETE, worst
-    return None, None
+    if run.state == RunState.KILLED:
+        return (None, None) if own is None else (TrialState.COMPLETE, own)
+    if run.state in (RunState.FINISHED, RunState.STOPPED) and own is not None:
+        return TrialState.COMPLETE, own
+    # finished or stopped without a metric, or failed: impute
+    value = worst if metric.impute == "worst" else own
+    return (None, None) if value is None else (TrialState.COMPLETE, value)
 
 
 def _worst(metric: Metric, runs: Sequence[Run]) -> float | None:
