@@ -1,0 +1,100 @@
+"""How runs become Optuna trials: W&B's imputation rules, with the run states sweepherd has."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from optuna.samplers import RandomSampler
+from optuna.trial import TrialState
+
+from sweepherd.config._model import Metric
+from sweepherd.runs import RunState
+from sweepherd.search._space import dimensions
+from sweepherd.search._study import build_study
+
+RAW = {"method": "bayes", "parameters": {"x": {"min": 0.0, "max": 1.0}}}
+
+
+def _trials(make_config, runs, **metric):
+    config = make_config({**RAW, "metric": {"name": "m", **metric}})
+    study = build_study(config, dimensions(config), runs, RandomSampler(seed=0))
+    return [(t.state, t.value) for t in study.get_trials(deepcopy=False)]
+
+
+def test_each_state_becomes_the_trial_wandb_would_use(make_config, make_run):
+    R = RunState
+    runs = [
+        make_run({"x": 0.1}, R.FINISHED, 2.0),
+        make_run({"x": 0.2}, R.FINISHED, 5.0),  # the worst finite metric (minimize)
+        make_run({"x": 0.3}, R.FINISHED, None),  # -> worst
+        make_run({"x": 0.4}, R.FINISHED, math.inf),  # non-finite -> worst
+        make_run({"x": 0.5}, R.FAILED, 0.5),  # failed -> worst, whatever it logged
+        make_run({"x": 0.6}, R.STOPPED, 3.0),
+        make_run({"x": 0.7}, R.KILLED, 4.0),
+        make_run({"x": 0.8}, R.KILLED, None),  # left out
+        make_run({"x": 0.9}, R.RUNNING, 1.0),  # pending, metric so far ignored
+        make_run({"x": 0.15}, R.PREEMPTED, None),
+        make_run({"x": 0.25}, R.LOST, None),
+    ]
+    C, P = TrialState.COMPLETE, TrialState.RUNNING
+    assert _trials(make_config, runs) == [
+        (C, 2.0), (C, 5.0), (C, 5.0), (C, 5.0), (C, 5.0), (C, 3.0), (C, 4.0),
+        (P, None), (P, None), (P, None),
+    ]  # fmt: skip
+
+
+def test_worst_depends_on_the_goal(make_config, make_run):
+    runs = [
+        make_run({"x": 0.1}, metric=2.0),
+        make_run({"x": 0.2}, metric=5.0),
+        make_run({"x": 0.3}),
+    ]
+    assert _trials(make_config, runs, goal="maximize")[2] == (TrialState.COMPLETE, 2.0)
+    assert _trials(make_config, runs, goal="minimize")[2] == (TrialState.COMPLETE, 5.0)
+
+
+def test_without_any_metric_imputed_runs_are_left_out(make_config, make_run):
+    runs = [
+        make_run({"x": 0.1}, RunState.FAILED),
+        make_run({"x": 0.2}),
+        make_run({"x": 0.3}, RunState.RUNNING),
+    ]
+    assert _trials(make_config, runs) == [(TrialState.RUNNING, None)]
+
+
+@pytest.mark.parametrize("impute", ["best", "latest"])
+def test_impute_best_or_latest_uses_the_runs_own_metric(impute, make_config, make_run):
+    runs = [
+        make_run({"x": 0.1}, metric=9.0),
+        make_run({"x": 0.2}, RunState.FAILED, 0.5),
+        make_run({"x": 0.3}, RunState.FAILED, None),  # nothing of its own: left out
+    ]
+    assert _trials(make_config, runs, impute=impute) == [
+        (TrialState.COMPLETE, 9.0),
+        (TrialState.COMPLETE, 0.5),
+    ]
+
+
+def test_impute_while_running_counts_running_runs_with_their_metric(make_config, make_run):
+    runs = [
+        make_run({"x": 0.1}, metric=9.0),
+        make_run({"x": 0.2}, RunState.RUNNING, 0.5),
+        make_run({"x": 0.3}, RunState.RUNNING, None),
+    ]
+    C, P = TrialState.COMPLETE, TrialState.RUNNING
+    assert _trials(make_config, runs, impute_while_running="latest") == [
+        (C, 9.0),
+        (C, 0.5),
+        (P, None),
+    ]
+    assert _trials(make_config, runs, impute_while_running="worst") == [
+        (C, 9.0),
+        (C, 0.5),
+        (C, 9.0),
+    ]
+
+
+def test_the_metric_model_has_the_impute_fields():
+    """Guards the fields this module reads (they belong to the config package)."""
+    assert Metric("m").impute == "worst" and Metric("m").impute_while_running is None
