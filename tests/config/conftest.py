@@ -61,9 +61,12 @@ def load_corpus() -> list[Any]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """A test that takes ``corpus_case`` runs once per corpus case."""
+    """A test taking ``corpus_case`` runs once per case; ``valid_corpus_case``, per valid one."""
     if "corpus_case" in metafunc.fixturenames:
         metafunc.parametrize("corpus_case", load_corpus())
+    if "valid_corpus_case" in metafunc.fixturenames:
+        valid = [c for c in load_corpus() if not c.values[0]["paths"]]
+        metafunc.parametrize("valid_corpus_case", valid)
 
 
 @pytest.fixture

@@ -253,19 +253,25 @@ def _build(raw: Mapping[str, Any], parsed: Mapping[str, Any]) -> SweepConfig:
     )
 
 
-def header(source: str, problems: list[Problem]) -> str:
-    """The first line of the error: how many problems, and how many are unsupported features."""
+def header(source: str | None, problems: list[Problem]) -> str:
+    """The first line of the error: how many problems, and how many are unsupported features.
+
+    ``source`` names the file; None for a mapping given directly.
+    """
     n = len(problems)
     n_unsupported = sum(p.unsupported for p in problems)
+    subject = "the sweep config" if source is None else source
     if n_unsupported == n:
-        return f"{source} uses W&B features that sweepherd does not support:"
+        return f"{subject} uses W&B features that sweepherd does not support:"
     counted = f"{n} problem{'s' if n > 1 else ''}"
     if n_unsupported:
         counted += f", {n_unsupported} of them W&B features sweepherd does not support"
+    if source is None:
+        return f"the sweep config is not valid ({counted}):"
     return f"{source} is not a valid sweep config ({counted}):"
 
 
-def build_config(raw: object, source: str, text: str | None = None) -> SweepConfig:
+def build_config(raw: object, source: str | None, text: str | None = None) -> SweepConfig:
     """:func:`check`, raising :class:`ConfigError` with every problem when there is any."""
     config, problems = check(raw)
     if config is None:
@@ -279,7 +285,7 @@ def parse_config(raw: Mapping[str, Any]) -> SweepConfig:
     Raises :class:`~sweepherd.errors.ConfigError` whose ``violations`` list **every** problem,
     each as ``<key path>: <what is wrong>; <what is allowed>``.
     """
-    return build_config(raw, "the sweep config")
+    return build_config(raw, None)
 
 
 def violations(raw: Mapping[str, Any]) -> list[str]:
