@@ -51,10 +51,12 @@ check_settings() {
         *) die "SLURM_LOCAL_DIR must be an absolute path, got '$B'" ;;
     esac
     [ "$B" != / ] || die "SLURM_LOCAL_DIR must not be /"
-    local name value
-    for name in N_NODES N_CPUS N_GPUS MEM_MB CTLD_PORT PORT_BASE CRED_EXPIRE START_TIMEOUT_S; do
+    local pair name value
+    for pair in N_NODES:NODES N_CPUS:CPUS N_GPUS:GPUS MEM_MB:MEM_MB CTLD_PORT:CTLD_PORT \
+        PORT_BASE:SLURMD_PORT_BASE CRED_EXPIRE:CRED_EXPIRE START_TIMEOUT_S:START_TIMEOUT_S; do
+        name=${pair%%:*}
         value=${!name}
-        [[ $value =~ ^[0-9]+$ ]] || die "$name must be a whole number, got '$value'"
+        [[ $value =~ ^[0-9]+$ ]] || die "SLURM_LOCAL_${pair#*:} must be a whole number, got '$value'"
     done
     [ "$N_NODES" -ge 1 ] || die "SLURM_LOCAL_NODES must be at least 1"
     [ "$N_CPUS" -ge 1 ] || die "SLURM_LOCAL_CPUS must be at least 1"

@@ -38,6 +38,8 @@ class SlurmCluster:
 
 def _sinfo_nodes(conf: str) -> list[tuple[str, str]] | None:
     """(node, gres) of every responding node, or None when the cluster does not answer."""
+    if not Path(conf).is_file():
+        return None  # Slurm would retry reading it for 60 s
     try:
         proc = subprocess.run(
             ["sinfo", "-h", "-N", "-r", "-o", "%N %G"],

@@ -95,13 +95,13 @@ class _Forwarder:
         self.n_received += 1
         hard = self.n_received > 1 and signum != signal.SIGUSR1
         sent = signal.SIGTERM if hard else signal.SIGUSR1
-        log.info(
-            "got %s: passing %s on to %d agent(s)",
-            signal.Signals(signum).name,
-            sent.name,
-            sum(p.poll() is None for p in self.procs),
-        )
-        for proc in self.procs:
+        running = [p for p in self.procs if p.returncode is None]
+        name = signal.Signals(signum).name
+        if not running:
+            log.info("got %s: no agent left to pass it on to", name)
+            return
+        log.info("got %s: passing %s on to %d agent(s)", name, sent.name, len(running))
+        for proc in running:
             self.send(proc, sent)
 
     @staticmethod

@@ -1,0 +1,176 @@
+"""Fan-out over an allocation, on the real cluster: one agent per node, GPUs, signals, requeue.
+
+fake_agent.py stands in for ``sweepherd agent`` (see its docstring); fanout_driver.py is the
+batch program calling :func:`fan_out`. Signals are delivered as Slurm delivers its time-limit
+warning, to the batch shell, with ``scancel --signal=USR1 --batch`` (a real time limit takes
+60-90 s to fire on Slurm 22.05).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sweepherd.errors import LaunchError
+from sweepherd.launch.slurm import (
+    REQUEUE_EXIT_STATUS,
+    FanOutResult,
+    allocation_nodes,
+    sbatch,
+    scancel,
+)
+
+from .conftest import all_ended, wait_for_jobs
+
+HERE = Path(__file__).parent
+
+
+def test_requeue_status_is_the_agents() -> None:
+    from sweepherd.agent import EXIT_REQUEUE
+
+    assert REQUEUE_EXIT_STATUS == EXIT_REQUEUE == 75
+
+
+@pytest.mark.parametrize(
+    ("statuses", "requeued", "status"),
+    [
+        ((0, 0), False, 0),
+        ((0, 75), False, 75),
+        ((75, 75), True, 75),
+        ((0, 3, 75), False, 75),
+        ((0, 3, 1), False, 3),
+        ((0, -9), False, 137),
+        ((), False, 0),
+    ],
+)
+def test_one_status_for_the_fan_out(statuses: tuple[int, ...], requeued: bool, status: int) -> None:
+    nodes = tuple(f"node{i}" for i in range(len(statuses)))
+    assert FanOutResult(nodes, statuses, requeued).exit_status == status
+
+
+def test_outside_an_allocation_says_so() -> None:
+    with pytest.raises(LaunchError, match="needs a Slurm allocation") as info:
+        allocation_nodes({})
+    assert info.value.hint is not None and "salloc" in info.value.hint
+
+
+def _submit(tmp_path: Path, mode: str, *directives: str, gres: str | None = None) -> str:
+    script = tmp_path / "fanout.sbatch"
+    argv = [sys.executable, str(HERE / "fanout_driver.py"), str(tmp_path), mode]
+    script.write_text(
+        "\n".join(
+            [
+                "#!/bin/bash",
+                f"#SBATCH --output={tmp_path}/%j.out",
+                "#SBATCH --open-mode=append",
+                *directives,
+                "exec " + " ".join(argv + ([gres] if gres else [])),
+                "",
+            ]
+        )
+    )
+    return sbatch(script)
+
+
+def _events(tmp_path: Path, name: str = "events.jsonl") -> list[dict[str, object]]:
+    path = tmp_path / name
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _wait_started(tmp_path: Path, n: int, restart: int = 0, timeout_s: float = 30) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        started = [
+            e for e in _events(tmp_path) if e["event"] == "start" and e["restart"] == restart
+        ]
+        if len(started) >= n:
+            return started
+        time.sleep(0.1)
+    pytest.fail(f"agents did not start: {_events(tmp_path)}; {_output(tmp_path)}")
+
+
+def _output(tmp_path: Path) -> str:
+    return "\n".join(p.read_text() for p in tmp_path.glob("*.out"))
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_agents_per_node_get_usr1_and_the_job_requeues(
+    slurm_cluster: object, tmp_path: Path
+) -> None:
+    job = _submit(
+        tmp_path, "preemptible", "#SBATCH --nodes=2", "#SBATCH --gres=gpu:2", "#SBATCH --requeue"
+    )
+    started = _wait_started(tmp_path, 2)
+    nodes = sorted(str(e["node"]) for e in started)
+    assert len(set(nodes)) == 2, started  # one agent on each node, told apart by SLURMD_NODENAME
+    assert all(e["cvd"] == "0,1" for e in started)  # each step has its node's two GPUs
+
+    scancel([job], signal="USR1", batch=True)  # as Slurm's --signal=B:USR1@grace does
+    # Requeued: the job goes back to PENDING, starts again after cred_expire (5 s here) with
+    # SLURM_RESTART_COUNT=1, where the agents find nothing left and exit 0.
+    [state] = wait_for_jobs(job, lambda s: s[0].restarts == 1 and s[0].is_terminal, timeout_s=45)
+    assert (state.state, state.exit_code) == ("COMPLETED", 0)
+
+    events = _events(tmp_path)
+    signals = [e for e in events if e["event"] == "signal"]
+    assert sorted(str(e["node"]) for e in signals) == nodes
+    assert {e["signal"] for e in signals} == {10}  # srun passed SIGUSR1 on to its task
+    assert sorted(str(e["node"]) for e in events if e["event"] == "done") != []
+    first, second = _events(tmp_path, "results.jsonl")
+    assert (first["statuses"], first["requeued"], first["restart"]) == ([75, 75], True, 0)
+    assert (second["statuses"], second["requeued"], second["restart"]) == ([0, 0], False, 1)
+    assert sorted(first["nodes"]) == nodes  # type: ignore[arg-type]
+
+
+@pytest.mark.slurm
+def test_no_requeue_job_ends_with_the_requeue_status(slurm_cluster: object, tmp_path: Path) -> None:
+    job = _submit(tmp_path, "preemptible", "#SBATCH --nodes=2", "#SBATCH --no-requeue")
+    _wait_started(tmp_path, 2)
+    scancel([job], signal="USR1", batch=True)
+    [state] = wait_for_jobs(job, all_ended)
+    assert (state.state, state.exit_code, state.restarts) == ("FAILED", REQUEUE_EXIT_STATUS, 0)
+    [result] = _events(tmp_path, "results.jsonl")
+    assert (result["statuses"], result["requeued"]) == ([75, 75], False)
+    assert "the job was not requeued" in _output(tmp_path)
+
+
+@pytest.mark.slurm
+def test_gres_asks_for_fewer_gpus(slurm_cluster: object, tmp_path: Path) -> None:
+    job = _submit(
+        tmp_path,
+        "preemptible",
+        "#SBATCH --nodes=1",
+        "#SBATCH --gres=gpu:2",
+        "#SBATCH --no-requeue",
+        gres="gpu:1",
+    )
+    [started] = _wait_started(tmp_path, 1)
+    assert started["cvd"] == "0"
+    scancel([job])
+    wait_for_jobs(job, all_ended)
+
+
+@pytest.mark.slurm
+def test_a_second_term_aborts_agents_that_do_not_stop(
+    slurm_cluster: object, tmp_path: Path
+) -> None:
+    job = _submit(tmp_path, "stubborn", "#SBATCH --nodes=2", "#SBATCH --no-requeue")
+    _wait_started(tmp_path, 2)
+    scancel([job], signal="USR1", batch=True)  # forwarded as USR1: ignored by these agents
+    deadline = time.monotonic() + 10
+    while len([e for e in _events(tmp_path) if e["event"] == "signal"]) < 2:
+        assert time.monotonic() < deadline, _events(tmp_path)
+        time.sleep(0.1)
+    scancel([job], signal="TERM", batch=True)  # second signal: forwarded as SIGTERM, aborts
+    wait_for_jobs(job, all_ended, timeout_s=20)  # well before the agents' 60 s sleep ends
+    [result] = _events(tmp_path, "results.jsonl")
+    statuses = result["statuses"]
+    assert isinstance(statuses, list) and all(s not in (0, 75) for s in statuses), result
+    assert not any(e["event"] == "timeout" for e in _events(tmp_path))
