@@ -24,12 +24,11 @@ from sweepherd.config._model import (
     flatten,
     nest,
 )
-from sweepherd.config._sections import COMMAND_MACROS, DEFAULT_COMMAND
+from sweepherd.config._sections import COMMAND_MACROS
 from sweepherd.config._sweep import parse_config, run_problems, violations
 
 __all__ = [
     "COMMAND_MACROS",
-    "DEFAULT_COMMAND",
     "DISTRIBUTIONS",
     "GRID_DISTRIBUTIONS",
     "EarlyTerminate",

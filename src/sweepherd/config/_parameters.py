@@ -313,7 +313,9 @@ def _parse_form(
             )
         else:
             problems.append(
-                Problem(child(path, key), "is not a parameter key", takes + suggest(key, PARAM_KEYS))
+                Problem(
+                    child(path, key), "is not a parameter key", takes + suggest(key, PARAM_KEYS)
+                )
             )
     for key in required:
         if key not in spec:

@@ -43,9 +43,6 @@ COMMAND_MACROS: tuple[str, ...] = (
     "args_override_hydra",
 )
 
-#: W&B's default command, used when ``command:`` is absent.
-DEFAULT_COMMAND: tuple[str, ...] = ("${env}", "${interpreter}", "${program}", "${args}")
-
 _MACRO = re.compile(r"\$\{([^}]*)\}")
 _ENVVAR = re.compile(r"envvar:[A-Z0-9_]*")  # wandb agent's own pattern
 
