@@ -191,3 +191,13 @@ def test_unsupported_features_say_so_and_what_to_use_instead() -> None:
         assert "not supported by sweepherd" in message
     assert "use grid, random or bayes" in found[0]
     assert "metric: {name: val_loss, goal: minimize}" in found[3]
+
+
+def test_a_quoted_number_is_told_to_lose_its_quotes() -> None:
+    raw = {
+        "method": "random",
+        "metric": {"name": "l", "target": "0.1"},
+        "parameters": {"x": {"value": 1}},
+    }
+    (message,) = violations(raw)
+    assert message == "metric.target: '0.1' is a string, not a number (remove the quotes)"

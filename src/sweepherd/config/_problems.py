@@ -117,6 +117,8 @@ def yaml_number_hint(value: object) -> str:
         float(value)
     except ValueError:
         return ""
+    if "e" not in value.lower() or value.strip().lower() in ("inf", "-inf", "+inf", "nan"):
+        return " (remove the quotes)"
     return (
         f" (YAML reads {value} as text: write exponents with a dot and a sign, "
         "1.0e-5, or write 0.00001)"
