@@ -1,10 +1,12 @@
 """Stands in for ``sweepherd agent`` in the fan-out tests (a real process on a real node).
 
 ``fake_agent.py OUT_DIR MODE`` appends JSON events to OUT_DIR/events.jsonl: where it runs
-(SLURMD_NODENAME, CUDA_VISIBLE_DEVICES, SLURM_RESTART_COUNT) and the signals it gets.
-MODE ``preemptible``: on SIGUSR1 or SIGTERM exit 75 ("requeue me"); after a requeue
-(SLURM_RESTART_COUNT >= 1) exit 0 at once, as an agent that finds the sweep done.
-MODE ``stubborn``: record SIGUSR1 and ignore it; die of SIGTERM as usual.
+(SLURMD_NODENAME, CUDA_VISIBLE_DEVICES, SLURM_RESTART_COUNT) and the signals it gets. Like
+an agent, it runs a "trial" child in its own session with default signal dispositions.
+MODE ``preemptible``: on SIGURG, SIGUSR1 or SIGTERM record whether the trial is still alive,
+stop it and exit 75 ("requeue me"); after a requeue (SLURM_RESTART_COUNT >= 1) exit 0 at
+once, as an agent that finds the sweep done.
+MODE ``stubborn``: record SIGURG and SIGUSR1 and ignore them; die of SIGTERM as usual.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,19 +36,32 @@ def record(event: str, **fields: object) -> None:
         f.write(json.dumps(line) + "\n")
 
 
+trial: subprocess.Popen[bytes] | None = None
+
+
 def preempted(signum: int, frame: FrameType | None) -> None:
-    record("signal", signal=signum)
+    time.sleep(0.2)  # a trial killed by the same signal would be dead by now
+    alive = trial is not None and trial.poll() is None
+    record("signal", signal=signum, trial_alive=alive)
     if mode == "preemptible":
+        if trial is not None:
+            trial.terminate()
+            trial.wait()
         sys.exit(75)
 
 
+signal.signal(signal.SIGURG, preempted)
 signal.signal(signal.SIGUSR1, preempted)
 if mode == "preemptible":
     signal.signal(signal.SIGTERM, preempted)
-record("start")
 if mode == "preemptible" and int(os.environ.get("SLURM_RESTART_COUNT", "0")) >= 1:
+    record("start")
     record("done")
     sys.exit(0)
+trial = subprocess.Popen(
+    [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+)
+record("start")
 time.sleep(60)
 record("timeout")
 sys.exit(1)

@@ -9,6 +9,7 @@ warning, to the batch shell, with ``scancel --signal=USR1 --batch`` (a real time
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from sweepherd.errors import LaunchError
 from sweepherd.launch.slurm import (
+    AGENT_STOP_SIGNAL,
     REQUEUE_EXIT_STATUS,
     FanOutResult,
     allocation_nodes,
@@ -58,9 +60,16 @@ def test_outside_an_allocation_says_so() -> None:
     assert info.value.hint is not None and "salloc" in info.value.hint
 
 
-def _submit(tmp_path: Path, mode: str, *directives: str, gres: str | None = None) -> str:
+def _submit(
+    tmp_path: Path,
+    mode: str,
+    *directives: str,
+    gres: str | None = None,
+    job_id: str | None = None,
+) -> str:
     script = tmp_path / "fanout.sbatch"
-    argv = [sys.executable, str(HERE / "fanout_driver.py"), str(tmp_path), mode]
+    argv = [sys.executable, str(HERE / "fanout_driver.py"), str(tmp_path), mode, gres or "-"]
+    argv += [job_id] if job_id else []
     script.write_text(
         "\n".join(
             [
@@ -68,7 +77,7 @@ def _submit(tmp_path: Path, mode: str, *directives: str, gres: str | None = None
                 f"#SBATCH --output={tmp_path}/%j.out",
                 "#SBATCH --open-mode=append",
                 *directives,
-                "exec " + " ".join(argv + ([gres] if gres else [])),
+                "exec " + " ".join(argv),
                 "",
             ]
         )
@@ -121,7 +130,8 @@ def test_agents_per_node_get_usr1_and_the_job_requeues(
     events = _events(tmp_path)
     signals = [e for e in events if e["event"] == "signal"]
     assert sorted(str(e["node"]) for e in signals) == nodes
-    assert {e["signal"] for e in signals} == {10}  # srun passed SIGUSR1 on to its task
+    assert {e["signal"] for e in signals} == {int(AGENT_STOP_SIGNAL)}  # not the USR1 itself
+    assert all(e["trial_alive"] for e in signals)  # the trials ignored it; the agents stop them
     assert sorted(str(e["node"]) for e in events if e["event"] == "done") != []
     first, second = _events(tmp_path, "results.jsonl")
     assert (first["statuses"], first["requeued"], first["restart"]) == ([75, 75], True, 0)
@@ -163,7 +173,7 @@ def test_a_second_term_aborts_agents_that_do_not_stop(
 ) -> None:
     job = _submit(tmp_path, "stubborn", "#SBATCH --nodes=2", "#SBATCH --no-requeue")
     _wait_started(tmp_path, 2)
-    scancel([job], signal="USR1", batch=True)  # forwarded as USR1: ignored by these agents
+    scancel([job], signal="USR1", batch=True)  # passed on as SIGURG: ignored by these agents
     deadline = time.monotonic() + 10
     while len([e for e in _events(tmp_path) if e["event"] == "signal"]) < 2:
         assert time.monotonic() < deadline, _events(tmp_path)
@@ -174,3 +184,20 @@ def test_a_second_term_aborts_agents_that_do_not_stop(
     statuses = result["statuses"]
     assert isinstance(statuses, list) and all(s not in (0, 75) for s in statuses), result
     assert not any(e["event"] == "timeout" for e in _events(tmp_path))
+
+
+@pytest.mark.slurm
+def test_without_scancel_usr1_goes_through_srun_and_reaches_the_trials(
+    slurm_cluster: object, tmp_path: Path
+) -> None:
+    """The fallback, and the measured reason it is only a fallback: a signal srun passes on
+    reaches every process of the step, so the trial (which does not handle SIGUSR1) dies."""
+    job = _submit(
+        tmp_path, "preemptible", "#SBATCH --nodes=1", "#SBATCH --no-requeue", job_id="999999"
+    )
+    _wait_started(tmp_path, 1)
+    scancel([job], signal="USR1", batch=True)
+    wait_for_jobs(job, all_ended)
+    [event] = [e for e in _events(tmp_path) if e["event"] == "signal"]
+    assert (event["signal"], event["trial_alive"]) == (int(signal.SIGUSR1), False)
+    assert "job 999999 is not running" in _output(tmp_path)

@@ -23,6 +23,7 @@ from sweepherd.launch.slurm._commands import (
     srun_argv,
 )
 from sweepherd.launch.slurm._fanout import (
+    AGENT_STOP_SIGNAL,
     REQUEUE_EXIT_STATUS,
     FanOutResult,
     allocation_nodes,
@@ -33,6 +34,7 @@ from sweepherd.launch.slurm._options import TIME_FORMATS, SbatchOptions, parse_t
 from sweepherd.launch.slurm._render import render_scale, render_submit, sbatch_quote
 
 __all__ = [
+    "AGENT_STOP_SIGNAL",
     "REQUEUE_EXIT_STATUS",
     "TIME_FORMATS",
     "FanOutResult",

@@ -6,12 +6,18 @@ running the agent there, passes the signals it receives on to the agents, waits 
 and — when an agent says it stopped with work left (exit :data:`REQUEUE_EXIT_STATUS`) —
 requeues the batch job so that a new allocation resumes the preempted runs.
 
-Signals (measured on Slurm 22.05): srun passes SIGUSR1 on to its task at once, but on SIGTERM
-it aborts the step (the task is killed, no graceful stop) and on a single SIGINT it only
-prints the step's status. So the first SIGUSR1, SIGTERM or SIGINT is passed on to every srun
-as SIGUSR1 (the agent stops gracefully on any of them); a second SIGTERM or SIGINT is passed
-on as SIGTERM, aborting the steps. The sruns run in their own sessions, so a Ctrl-C typed in
-an salloc shell reaches only this process, which decides what each srun gets.
+Signals (measured on Slurm 22.05). A signal sent to a step — by srun passing one on, or by
+``scancel --signal`` — reaches *every* process of the step, the agent's trials included, not
+only the task srun started. Passing SIGUSR1 on would therefore kill a trial that does not
+handle it (or make PyTorch Lightning requeue the job itself) before the agent can stop it
+gracefully. So on the first SIGUSR1, SIGTERM or SIGINT this process asks the agents to stop
+with :data:`AGENT_STOP_SIGNAL` (SIGURG, ``scancel --signal=URG $SLURM_JOB_ID``): it is ignored
+by default, so the trials never notice it, and the agents stop gracefully on it. If that
+scancel fails, the sruns get SIGUSR1, which srun passes on at once. A second SIGTERM or SIGINT
+is passed on to the sruns as SIGTERM: srun then aborts its step (its processes get SIGTERM,
+then SIGKILL). A single SIGINT would make srun only print the step's status, which is why the
+sruns run in their own sessions: a Ctrl-C typed in an salloc shell reaches only this process.
+The batch shell is the only process that gets Slurm's own ``--signal=B:USR1@grace``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from types import FrameType
 
 from sweepherd.errors import LaunchError, SlurmError
 from sweepherd.launch.slurm._commands import (
+    scancel,
     scontrol_requeue,
     scontrol_show_hostnames,
     srun_argv,
@@ -43,6 +50,9 @@ REQUEUE_EXIT_STATUS = 75
 
 #: How long to wait for Slurm's SIGTERM after requeueing the job (measured: ~5 ms).
 _REQUEUE_TERM_WAIT_S = 2.0
+#: The signal that asks the agents of the steps to stop gracefully: ignored by default, so the
+#: trials (which get it too, as every process of a step does) carry on until the agent stops them.
+AGENT_STOP_SIGNAL = signal.SIGURG
 _FORWARDED = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
 
 
@@ -85,24 +95,37 @@ def allocation_nodes(env: Mapping[str, str] | None = None) -> list[str]:
 
 
 class _Forwarder:
-    """Signal handler passing signals on to the srun processes (see the module docstring)."""
+    """Signal handler passing signals on to the agents (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, job_id: str | None) -> None:
+        self.job_id = job_id
         self.procs: list[subprocess.Popen[bytes]] = []
         self.n_received = 0
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.n_received += 1
-        hard = self.n_received > 1 and signum != signal.SIGUSR1
-        sent = signal.SIGTERM if hard else signal.SIGUSR1
         running = [p for p in self.procs if p.returncode is None]
         name = signal.Signals(signum).name
         if not running:
             log.info("got %s: no agent left to pass it on to", name)
             return
-        log.info("got %s: passing %s on to %d agent(s)", name, sent.name, len(running))
+        if self.n_received > 1 and signum != signal.SIGUSR1:
+            log.info("got %s again: aborting the %d agent step(s)", name, len(running))
+            for proc in running:
+                self.send(proc, signal.SIGTERM)
+            return
+        log.info("got %s: asking %d agent(s) to stop", name, len(running))
+        if self.job_id is not None:
+            stop = AGENT_STOP_SIGNAL.name.removeprefix("SIG")
+            try:
+                if not scancel([self.job_id], signal=stop):
+                    return
+                log.warning("job %s is not running, so SIG%s cannot reach it", self.job_id, stop)
+            except SlurmError as exc:
+                log.warning("%s", exc)
+            log.warning("passing SIGUSR1 on through srun instead; it reaches the trials too")
         for proc in running:
-            self.send(proc, sent)
+            self.send(proc, signal.SIGUSR1)
 
     @staticmethod
     def send(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -143,7 +166,7 @@ def fan_out(
     """
     env = os.environ if env is None else env
     names = list(nodes) if nodes is not None else allocation_nodes(env)
-    forwarder = _Forwarder()
+    forwarder = _Forwarder(env.get("SLURM_JOB_ID"))
     requeued = False
     with _forwarding(forwarder):
         for node in names:
