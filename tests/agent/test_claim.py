@@ -103,6 +103,12 @@ def test_metric_target_ends_the_sweep(tmp_path: Path) -> None:
     assert claim.run is None and "target" in (claim.reason or "")
 
 
+def _lost(store: SweepStore) -> set[str]:
+    """Runs that were declared lost, read from the journal."""
+    lines = store.journal_path.read_text().splitlines()
+    return {e["run"] for e in map(json.loads, lines) if e["e"] == "lost"}
+
+
 def test_silent_agents_runs_are_lost_and_run_again_same_params(tmp_path: Path) -> None:
     store = _sweep(tmp_path)
     _write_beat(store, "dead", age_s=0)
@@ -110,7 +116,7 @@ def test_silent_agents_runs_are_lost_and_run_again_same_params(tmp_path: Path) -
     assert run is not None
     time.sleep(0.3)  # no heartbeat since
     claim = claim_next(store, agent_id="a2", lost_grace_s=0.2)
-    assert claim.lost == (run.id,)
+    assert _lost(store) == {run.id}
     assert claim.run is not None
     assert (claim.run.id, claim.run.attempt, claim.run.params) == (run.id, 2, run.params)
     assert claim.run.agent == "a2"
@@ -122,57 +128,61 @@ def test_a_live_agents_runs_are_left_alone(tmp_path: Path) -> None:
     store = _sweep(tmp_path)
     run = claim_next(store, agent_id="alive").run
     assert run is not None
-    _write_beat(store, "alive", age_s=1)
-    claim = claim_next(store, agent_id="a2", lost_grace_s=30)
-    assert claim.lost == () and claim.run is not None and claim.run.id != run.id
+    time.sleep(0.3)
+    store.heartbeat("alive")  # its run is older than the grace, but it beats
+    claim = claim_next(store, agent_id="a2", lost_grace_s=0.2)
+    assert _lost(store) == set() and claim.run is not None and claim.run.id != run.id
 
 
 def test_a_just_claimed_run_without_heartbeat_is_not_lost_before_the_grace(tmp_path: Path) -> None:
     store = _sweep(tmp_path)
     run = claim_next(store, agent_id="new").run  # "new" has written no heartbeat yet
     assert run is not None
-    assert claim_next(store, agent_id="a2", lost_grace_s=30).lost == ()
+    claim_next(store, agent_id="a2", lost_grace_s=30)
+    assert _lost(store) == set()
     time.sleep(0.3)
-    assert run.id in claim_next(store, agent_id="a3", lost_grace_s=0.2).lost
+    claim_next(store, agent_id="a3", lost_grace_s=0.2)
+    assert run.id in _lost(store)
 
 
-def test_an_agent_that_stopped_or_exited_loses_its_runs_at_once(tmp_path: Path) -> None:
+def test_an_agent_that_stopped_loses_its_runs_at_once(tmp_path: Path) -> None:
     store = _sweep(tmp_path)
-    run1 = claim_next(store, agent_id="stopper").run
-    run2 = claim_next(store, agent_id="exiter").run
-    assert run1 is not None and run2 is not None
+    run = claim_next(store, agent_id="stopper").run
+    assert run is not None
     with store.transaction() as txn:
         txn.record_agent("stopper", "stop")
-    _write_beat(store, "exiter", age_s=0, state="exited")
-    fresh = SweepStore(store.path, store.meta)  # heartbeats are cached for a few seconds
-    claim = claim_next(fresh, agent_id="a3", lost_grace_s=3600)
-    assert set(claim.lost) == {run1.id, run2.id}
+    claim_next(store, agent_id="a3", lost_grace_s=3600)
+    assert _lost(store) == {run.id}
 
 
-def test_an_old_exit_does_not_lose_a_run_claimed_after_it(tmp_path: Path) -> None:
+def test_an_exited_heartbeat_loses_an_old_run_without_waiting_for_silence(tmp_path: Path) -> None:
     store = _sweep(tmp_path)
-    _write_beat(store, "again", age_s=5, state="exited")  # a previous life of the same agent id
+    run = claim_next(store, agent_id="exiter").run
+    assert run is not None
+    time.sleep(0.3)
+    _write_beat(store, "exiter", age_s=0, state="exited")  # fresh, but says it is gone
+    claim_next(store, agent_id="a3", lost_grace_s=0.2)
+    assert _lost(store) == {run.id}
+
+
+def test_an_old_stop_does_not_lose_a_run_claimed_after_it(tmp_path: Path) -> None:
+    store = _sweep(tmp_path)
+    with store.transaction() as txn:  # a previous life of the same agent id
+        txn.record_agent("again", "stop")
     run = claim_next(store, agent_id="again").run
     assert run is not None
-    assert claim_next(store, agent_id="other", lost_grace_s=3600).lost == ()
+    claim_next(store, agent_id="other", lost_grace_s=3600)
+    assert _lost(store) == set()
 
 
-def test_own_runs_are_never_declared_lost(tmp_path: Path) -> None:
+def test_runs_of_agents_asking_are_never_declared_lost(tmp_path: Path) -> None:
     store = _sweep(tmp_path)
     run = claim_next(store, agent_id="me").run
     assert run is not None
     _write_beat(store, "me", age_s=1000)
-    assert claim_next(store, agent_id="me", lost_grace_s=1).lost == ()
-
-
-def test_a_stale_cached_heartbeat_is_confirmed_before_declaring_loss(tmp_path: Path) -> None:
-    store = _sweep(tmp_path)
-    run = claim_next(store, agent_id="slow").run
-    assert run is not None
-    _write_beat(store, "slow", age_s=100)
-    store.heartbeats()  # cache the old reading
-    store.heartbeat("slow")  # it was only slow: now it beats again
-    assert claim_next(store, agent_id="a2", lost_grace_s=30).lost == ()
+    time.sleep(0.3)
+    claim_next(store, agent_id="me", lost_grace_s=0.2)
+    assert _lost(store) == set()
 
 
 def test_preempted_runs_come_back_before_lost_ones(tmp_path: Path) -> None:

@@ -27,7 +27,15 @@ def test_create_sweep_lays_out_the_directory(tmp_path: Path, config: SweepConfig
     assert store.path == tmp_path / "sweeps" / store.sweep_id
     assert re.fullmatch(r"[a-z0-9]{8}", store.sweep_id)
     names = sorted(p.name for p in store.path.iterdir())
-    assert names == ["agents", "journal.jsonl", "meta.json", "runs", "slurm", "sweep.yaml"]
+    assert names == [
+        "agents",
+        "journal.jsonl",
+        "meta.json",
+        "requests",
+        "runs",
+        "slurm",
+        "sweep.yaml",
+    ]
     meta = json.loads((store.path / "meta.json").read_bytes())
     assert meta["id"] == store.sweep_id and meta["backend"] == "slurm"
     assert meta["workdir"] == "/w" and meta["version"] == 1

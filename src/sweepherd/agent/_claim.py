@@ -1,36 +1,48 @@
 """Claiming the next run: the one decision every agent makes, taken atomically under the lock.
 
-:func:`claim_next` does, in ONE store transaction (so two agents never get the same run or the
-same new point):
+:func:`claim_next` posts a claim request (see :meth:`sweepherd.store.SweepStore.request_claim`):
+whichever agent holds the journal lock next serves every waiting request at once, in ONE
+transaction, so two agents never get the same run or the same new point, and a burst of
+hundreds of agents costs a few lock holds instead of hundreds. Serving a batch:
 
-1. record the results passed in (an agent reports its finished runs and asks for the next one
-   in the same lock hold: half the lock traffic of doing both apart);
-2. if the sweep is cancelled: no run;
-3. declare lost every run held by another agent that is silent (heartbeat older than
-   ``lost_grace_s``, or that agent recorded its clean exit since it claimed the run);
-4. start a preempted run again if there is one, else a lost one (same id, next attempt);
-5. else, if :func:`sweepherd.search.done_reason` gives a reason (run cap, metric target): no run;
-6. else ask :func:`sweepherd.search.suggest` for one point, with the random generator
-   ``numpy.random.default_rng([sweep seed, seq])`` (so a sweep is reproducible run by run);
-   nothing left (a grid whose every point is taken): no run;
-7. else create the new run.
-
-Heartbeats are read before the lock is taken, from a reading at most a few seconds old, so the
-lock is held for microseconds of bookkeeping; a run that looks silent is confirmed with a fresh
-read of its agent's heartbeat before it is declared lost.
+1. record the results each request reports (an agent reports its finished runs and asks for the
+   next one in the same call: half the lock traffic of doing both apart);
+2. if the sweep is cancelled: no run for anyone;
+3. declare lost every run held by an agent that is silent: it recorded a clean stop after
+   claiming the run, or the run is older than ``lost_grace_s`` and so is the agent's last
+   heartbeat (agents asking in this batch are alive by definition);
+4. give each request a preempted run if there is one, else a lost one (same id, next attempt);
+5. for the rest, unless :func:`sweepherd.search.done_reason` gives a reason (run cap, metric
+   target): ask :func:`sweepherd.search.suggest` for that many points at once (never past the
+   run cap), with ``numpy.random.default_rng([sweep seed, seq of the first new run])``;
+   requests left without a point get no run (a grid whose every point is taken) and the reason.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from sweepherd.config import SweepConfig
 from sweepherd.runs import Run, RunState
 from sweepherd.search import done_reason, suggest
-from sweepherd.store import DEFAULT_TIMEOUT_S, AgentInfo, Heartbeat, RunResult, SweepStore
+from sweepherd.store import (
+    DEFAULT_TIMEOUT_S,
+    AgentInfo,
+    ClaimRequest,
+    Heartbeat,
+    RunResult,
+    SweepStore,
+    Transaction,
+)
+
+#: Why there is no run when the grid's every point is taken.
+EXHAUSTED = "every point of the grid has been run or is running"
 
 
 @dataclass(frozen=True)
@@ -40,7 +52,6 @@ class Claim:
     run: Run | None  # the run to start now (attempt > 1: a resumed run), or None
     reason: str | None = None  # when ``run`` is None: why (cancelled, run cap, grid exhausted...)
     recorded: tuple[bool, ...] = ()  # for each result passed in: True if it was written
-    lost: tuple[str, ...] = ()  # runs this call declared lost
     n_running: int = 0  # runs other agents still hold (they may come back if those agents die)
 
 
@@ -59,50 +70,116 @@ def claim_next(
     """Record ``results``, then claim the next run for ``agent_id`` (see the module doc).
 
     ``seed`` defaults to the sweep's seed from meta.json. Raises
-    :class:`~sweepherd.errors.LockTimeoutError` or :class:`~sweepherd.errors.StoreError` (a full
-    disk); then nothing was written and the call may be retried.
+    :class:`~sweepherd.errors.LockTimeoutError` (no answer in time; the request was withdrawn,
+    nothing was written for it) or :class:`~sweepherd.errors.StoreError` (a full disk; nothing
+    written): the call may be retried with the same results.
     """
     config = store.config
     base_seed = store.seed if seed is None else seed
-    beats = store.heartbeats(max_age_s=min(5.0, lost_grace_s / 4))
-    with store.transaction(timeout_s, agent=agent_id) as txn:
-        recorded = tuple(txn.record(result) for result in results)
-        snap = txn.snapshot
-        if snap.cancelled:
-            why = f": {snap.cancel_reason}" if snap.cancel_reason else ""
-            return Claim(None, f"the sweep was cancelled{why}", recorded)
-        now = time.time()
-        lost = []
-        for run in snap.by_state(RunState.RUNNING):
-            if run.agent == agent_id:
-                continue
-            agent = snap.agents.get(run.agent or "")
-            why_lost = _silent(run, agent, beats.get(run.agent or ""), now, lost_grace_s)
-            if why_lost and run.agent:
-                # The cached reading may be seconds old: confirm with a fresh one.
-                why_lost = _silent(run, agent, store.read_heartbeat(run.agent), now, lost_grace_s)
-            if why_lost and txn.mark_lost(run.id, why_lost):
-                lost.append(run.id)
-        snap = txn.snapshot
-        n_running = sum(1 for r in snap.by_state(RunState.RUNNING) if r.agent != agent_id)
-        again = snap.by_state(RunState.PREEMPTED) or snap.by_state(RunState.LOST)
+    request = ClaimRequest(
+        token=secrets.token_hex(8),
+        agent=agent_id,
+        node=node,
+        gpus=gpus,
+        job=job,
+        results=tuple(results),
+        t=time.time(),
+    )
+
+    def serve(txn: Transaction, requests: list[ClaimRequest]) -> None:
+        serve_claims(txn, requests, store, config, base_seed, lost_grace_s)
+
+    events = store.request_claim(request, serve, timeout_s)
+    answer = next(e for e in reversed(events) if e["e"] in ("claim", "reply"))
+    ends = [(e["run"], e["attempt"]) for e in events if e["e"] == "end"]
+    recorded = []
+    for result in results:  # each result written is one end event, in the same order
+        key = (result.run_id, result.attempt)
+        recorded.append(key in ends)
+        if key in ends:
+            ends.remove(key)
+    snap = store.snapshot()
+    n_running = sum(1 for r in snap.by_state(RunState.RUNNING) if r.agent != agent_id)
+    if answer["e"] == "reply":
+        return Claim(None, str(answer.get("reason")), tuple(recorded), n_running)
+    return Claim(snap.runs[answer["run"]], None, tuple(recorded), n_running)
+
+
+def serve_claims(
+    txn: Transaction,
+    requests: list[ClaimRequest],
+    store: SweepStore,
+    config: SweepConfig,
+    seed: int,
+    lost_grace_s: float,
+) -> None:
+    """Answer every request in ``requests`` inside ``txn`` (steps 1-5 of the module doc)."""
+    for request in requests:
+        for result in request.results:
+            txn.record(result, req=request.token)
+    snap = txn.snapshot
+    if snap.cancelled:
+        why = f": {snap.cancel_reason}" if snap.cancel_reason else ""
+        for request in requests:
+            txn.reply(request.token, f"the sweep was cancelled{why}")
+        return
+    _mark_lost(txn, store, {r.agent for r in requests}, lost_grace_s)
+    snap = txn.snapshot
+    again = snap.by_state(RunState.PREEMPTED) + snap.by_state(RunState.LOST)
+    wanting_new = []
+    for request in requests:
         if again:
-            run = txn.claim_again(again[0].id, agent_id, node=node, gpus=gpus, job=job)
-            return Claim(run, None, recorded, tuple(lost), n_running)
-        runs = list(snap.runs.values())
-        reason = done_reason(config, runs)
-        if reason is not None:
-            return Claim(None, reason, recorded, tuple(lost), n_running)
-        rng = np.random.default_rng([base_seed, snap.next_seq])
-        points = suggest(config, runs, 1, rng)
-        if not points:
-            why = "every point of the grid has been run or is running"
-            return Claim(None, why, recorded, tuple(lost), n_running)
-        run = txn.claim_new(points[0], agent_id, node=node, gpus=gpus, job=job)
-        return Claim(run, None, recorded, tuple(lost), n_running)
+            run = again.pop(0)
+            txn.claim_again(run.id, request.agent, **_where(request))
+        else:
+            wanting_new.append(request)
+    if not wanting_new:
+        return
+    runs = list(txn.snapshot.runs.values())
+    reason = done_reason(config, runs)
+    points: list[dict[str, Any]] = []
+    if reason is None:
+        n = len(wanting_new)
+        if config.run_cap is not None:
+            n = min(n, config.run_cap - len(runs))
+        rng = np.random.default_rng([seed, txn.snapshot.next_seq])
+        points = suggest(config, runs, n, rng)
+    for request, params in zip(wanting_new, points, strict=False):  # fewer points: grid done
+        txn.claim_new(params, request.agent, **_where(request))
+    rest = wanting_new[len(points) :]
+    if rest:
+        reason = reason or done_reason(config, list(txn.snapshot.runs.values())) or EXHAUSTED
+        for request in rest:
+            txn.reply(request.token, reason)
 
 
-def _silent(
+def _where(request: ClaimRequest) -> dict[str, Any]:
+    return {"node": request.node, "gpus": request.gpus, "job": request.job, "req": request.token}
+
+
+def _mark_lost(txn: Transaction, store: SweepStore, alive: set[str], grace_s: float) -> None:
+    """Declare lost the running runs of silent agents (reading only the heartbeats needed)."""
+    snap = txn.snapshot
+    now = time.time()
+    suspects = []
+    for run in snap.by_state(RunState.RUNNING):
+        if run.agent in alive:
+            continue
+        agent = snap.agents.get(run.agent or "")
+        stopped = agent is not None and agent.state == "stopped"
+        if stopped or now - (run.started_at or 0.0) > grace_s:
+            suspects.append(run)
+    beats: dict[str, Heartbeat | None] = {}
+    for run in suspects:
+        name = run.agent or ""
+        if name and name not in beats:
+            beats[name] = store.read_heartbeat(name)
+        why = silent(run, snap.agents.get(name), beats.get(name), now, grace_s)
+        if why:
+            txn.mark_lost(run.id, why)
+
+
+def silent(
     run: Run,
     agent: AgentInfo | None,
     beat: Heartbeat | None,

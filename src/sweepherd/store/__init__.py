@@ -19,6 +19,7 @@ The store never imports a search method: deciding *what* to run is the agent's j
 from sweepherd.store._fold import AgentInfo, Snapshot, result_applies
 from sweepherd.store._heartbeat import Heartbeat
 from sweepherd.store._lock import DEFAULT_STALE_S, JournalLock, LockOwner
+from sweepherd.store._requests import ClaimRequest, RunResult
 from sweepherd.store._sweep import (
     DEFAULT_TIMEOUT_S,
     SweepStore,
@@ -27,12 +28,13 @@ from sweepherd.store._sweep import (
     new_sweep_id,
     open_sweep,
 )
-from sweepherd.store._transaction import RunResult, Transaction
+from sweepherd.store._transaction import Transaction
 
 __all__ = [
     "DEFAULT_STALE_S",
     "DEFAULT_TIMEOUT_S",
     "AgentInfo",
+    "ClaimRequest",
     "Heartbeat",
     "JournalLock",
     "LockOwner",

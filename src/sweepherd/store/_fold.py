@@ -13,7 +13,11 @@ The journal holds these events, one JSON object per line, each with ``"e"`` (its
 ``agent``   an agent started or stopped: ``agent, event`` (start|stop) [``node, host, pid,
             job, slots``]
 ``job``     a Slurm job was submitted or changed: ``job`` and any other fields
+``reply``   a claim request was answered with no run: ``req, reason``
 =========== ============================================================================
+
+Events written in answer to a claim request (see ``_requests.py``) also carry its token as
+``req``: the results it reported (``end``), and its answer (``claim`` or ``reply``).
 
 The same rules decide whether an event applies when a transaction is about to write it and
 when a reader folds it, so a duplicate written by racing writers (which the lock prevents, but
@@ -248,6 +252,10 @@ def _on_agent(state: FoldState, ev: Mapping[str, Any]) -> bool:
     return True
 
 
+def _on_reply(state: FoldState, ev: Mapping[str, Any]) -> bool:
+    return isinstance(ev.get("req"), str)  # an answer to a claim request; changes nothing
+
+
 def _on_job(state: FoldState, ev: Mapping[str, Any]) -> bool:
     job_id = str(ev["job"])
     info = state.jobs.setdefault(job_id, {"first_t": float(ev["t"])})
@@ -263,4 +271,5 @@ _HANDLERS = {
     "cancel": _on_cancel,
     "agent": _on_agent,
     "job": _on_job,
+    "reply": _on_reply,
 }

@@ -1,7 +1,7 @@
 """The journal file: append-only JSON lines, appended under the lock and read incrementally.
 
 Writing (:meth:`Journal.append`, called only while holding the journal lock): all the lines of a
-transaction go out in one ``write`` and one ``fsync``. If the file does not end with a newline
+transaction go out in one ``write`` and one ``fdatasync``. If the file does not end with a newline
 (a writer crashed mid-line), a newline is written first so the torn fragment stays a line of its
 own and never merges with the new events. If the write or the fsync fails (the disk is full, an
 I/O error), the file is truncated back to its previous size and a
@@ -81,13 +81,22 @@ class Journal:
             n = os.write(fd, data)
             if n != len(data):
                 raise OSError(errno.ENOSPC, "short write: no space left on device")
-            os.fsync(fd)
+            _datasync(fd)
         except OSError as err:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, previous_size)
                 os.fsync(fd)
             raise store_error("appending to", self.path, err) from err
         return previous_size + len(data)
+
+
+def _datasync(fd: int) -> None:
+    """Make appended bytes durable: fdatasync flushes the data and the size needed to read them
+    (not the mtime), and costs half an fsync on ext4 when other files changed meanwhile."""
+    if hasattr(os, "fdatasync"):
+        os.fdatasync(fd)
+    else:  # macOS
+        os.fsync(fd)
 
 
 @dataclass

@@ -138,7 +138,7 @@ class JournalLock:
         stale_s: float = DEFAULT_STALE_S,
         min_wait_s: float = 0.0002,
         max_wait_s: float = 0.01,
-        stale_check_s: float = 0.05,
+        stale_check_s: float = 0.25,
     ) -> None:
         self.path = path
         self.agent = agent
@@ -163,25 +163,33 @@ class JournalLock:
 
     def acquire(self, timeout_s: float) -> None:
         """Take the lock, waiting at most ``timeout_s``; :class:`LockTimeoutError` if not."""
-        if self._owner is not None:
-            raise StoreError(f"{self.path} is already held by this lock object (not re-entrant).")
         start = time.monotonic()
         deadline = start + timeout_s
         delay = self.min_wait_s
         next_check = start + self.stale_check_s
         while True:
-            if self._try_create():
+            if self.try_acquire():
                 return
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + self.stale_check_s
-                seen = self._read()
-                if seen is None or (self._is_stale(*seen) and self._break(*seen)):
+                if self.break_if_stale():
                     continue  # gone or broken: try again at once
             if now >= deadline:
-                raise self._timeout_error(timeout_s)
+                raise self.timeout_error(timeout_s)
             time.sleep(min(delay * random.uniform(0.5, 1.5), deadline - now))
             delay = min(delay * 2.0, self.max_wait_s)
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free right now; never waits."""
+        if self._owner is not None:
+            raise StoreError(f"{self.path} is already held by this lock object (not re-entrant).")
+        return self._try_create()
+
+    def break_if_stale(self) -> bool:
+        """Break the lock if it is stale (see the module doc); True if it is now free."""
+        seen = self._read()
+        return seen is None or (self._is_stale(*seen) and self._break(*seen))
 
     def verify(self) -> None:
         """Raise :class:`LockTimeoutError` unless the lock file still holds this owner's token."""
@@ -196,15 +204,20 @@ class JournalLock:
                 hint="Retry; if this repeats, look for a stalled filesystem.",
             )
 
-    def release(self) -> None:
-        """Remove the lock file if it is still ours. Safe to call when not held."""
+    def release(self, *, verified: bool = False) -> None:
+        """Remove the lock file if it is still ours. Safe to call when not held.
+
+        ``verified``: :meth:`verify` succeeded an instant ago, so the file need not be read again.
+        """
         owner, self._owner = self._owner, None
         if owner is None:
             return
-        seen = self._read()
-        if seen is not None and seen[0] is not None and seen[0].token == owner.token:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+        if not verified:
+            seen = self._read()
+            if seen is None or seen[0] is None or seen[0].token != owner.token:
+                return
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
 
     def __enter__(self) -> JournalLock:
         return self
@@ -301,7 +314,8 @@ class JournalLock:
             with contextlib.suppress(OSError):
                 self._break_path.unlink()
 
-    def _timeout_error(self, timeout_s: float) -> LockTimeoutError:
+    def timeout_error(self, timeout_s: float) -> LockTimeoutError:
+        """The error for a wait of ``timeout_s`` that did not get the lock, naming its holder."""
         seen = self._read()
         holder = "someone"
         if seen is not None and seen[0] is not None:

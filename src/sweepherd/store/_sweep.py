@@ -7,6 +7,7 @@ Layout of ``<root>/<sweep_id>/`` (see docs/architecture.md)::
     journal.jsonl   append-only events (see sweepherd.store._fold)
     journal.lock    exists only while a writer holds the lock
     agents/         <agent_id>.json heartbeats
+    requests/       claim requests waiting for the lock holder to serve them
     runs/<run_id>/  one folder per run, written only by the agent that holds the run
     slurm/          sbatch scripts and Slurm output
 
@@ -19,13 +20,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import random
 import re
 import secrets
 import shutil
 import string
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +45,7 @@ from sweepherd.store._heartbeat import (
 )
 from sweepherd.store._journal import Journal, JournalReader, encode_event
 from sweepherd.store._lock import DEFAULT_STALE_S, JournalLock
+from sweepherd.store._requests import ClaimRequest, Mailbox
 from sweepherd.store._transaction import Transaction
 
 if TYPE_CHECKING:
@@ -83,11 +86,13 @@ class SweepStore:
         self.agents_dir = path / "agents"
         self.runs_dir = path / "runs"
         self.slurm_dir = path / "slurm"
+        self._mailbox = Mailbox(path / "requests")
         self._journal = Journal(self.journal_path)
         self._reader = JournalReader(self.journal_path)
         self._state = FoldState()
         self._mutex = threading.Lock()
         self._hb_cache: tuple[float, dict[str, Heartbeat]] | None = None
+        self._waiting: dict[str, list[dict[str, Any]]] = {}  # request token -> its events
 
     def __repr__(self) -> str:
         return f"SweepStore({str(self.path)!r})"
@@ -134,6 +139,7 @@ class SweepStore:
         """
         lock = JournalLock(self.lock_path, agent=agent, stale_s=self.lock_stale_s)
         lock.acquire(timeout_s)
+        verified = False
         try:
             with self._mutex:
                 self._refresh()
@@ -142,16 +148,125 @@ class SweepStore:
             yield txn
             if txn.n_pending:
                 lock.verify()
+                verified = True
                 self._journal.append(txn.encoded())
         finally:
-            lock.release()
+            lock.release(verified=verified)
+
+    def request_claim(
+        self,
+        request: ClaimRequest,
+        serve: Callable[[Transaction, list[ClaimRequest]], None],
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> list[dict[str, Any]]:
+        """Post a claim request and return the journal events that answer it.
+
+        While it waits, the caller tries the lock; when it gets it, it serves every request
+        posted so far (its own included) by calling ``serve(txn, requests)``, which must answer
+        each request with exactly one ``claim_new``, ``claim_again`` or ``reply`` carrying
+        ``req=request.token`` (results it reports first, also tagged). All answers go out in
+        one append. See ``sweepherd.store._requests`` for why this is safe. The returned events
+        are those tagged with this request's token, its answer last.
+
+        Raises :class:`LockTimeoutError` when no answer came within ``timeout_s`` (the request
+        is then withdrawn, so it will never be answered), and whatever ``serve`` or the append
+        raised when this process was the one serving (the other requests are put back).
+        """
+        token = request.token
+        with self._mutex:
+            self._waiting[token] = []
+        lock = JournalLock(self.lock_path, agent=request.agent, stale_s=self.lock_stale_s)
+        start = time.monotonic()
+        deadline = start + timeout_s
+        next_check = start + lock.stale_check_s
+        delay = lock.min_wait_s
+        extended = False
+        try:
+            self._mailbox.post(request)
+            while True:
+                answer = self._answer(token)
+                if answer is not None:
+                    return answer
+                if lock.try_acquire():
+                    self._serve_locked(lock, request, serve)
+                    continue
+                now = time.monotonic()
+                if now >= next_check:
+                    next_check = now + lock.stale_check_s
+                    if lock.break_if_stale():
+                        continue
+                if now >= deadline:
+                    if extended or self._mailbox.withdraw(token):
+                        raise lock.timeout_error(timeout_s)
+                    # A holder took the request: its answer comes before it releases the lock.
+                    deadline, extended = now + lock.stale_s, True
+                time.sleep(min(delay * random.uniform(0.5, 1.5), max(deadline - now, 0.0)))
+                delay = min(delay * 2.0, lock.max_wait_s)
+        finally:
+            with self._mutex:
+                self._waiting.pop(token, None)
+
+    def _answer(self, token: str) -> list[dict[str, Any]] | None:
+        """The events answering request ``token`` if its answer has been read; reads if needed."""
+        try:
+            grown = self.journal_path.stat().st_size != self._reader.offset
+        except OSError:
+            grown = True
+        with self._mutex:
+            if grown:
+                self._refresh()
+            events = self._waiting.get(token, [])
+            if any(e["e"] in ("claim", "reply") for e in events):
+                return list(events)
+        return None
+
+    def _serve_locked(
+        self,
+        lock: JournalLock,
+        own: ClaimRequest,
+        serve: Callable[[Transaction, list[ClaimRequest]], None],
+    ) -> None:
+        """Holding ``lock``: serve every posted request in one append, then release it."""
+        taken: list[ClaimRequest] = []
+        verified = False
+        try:
+            with self._mutex:
+                self._refresh()
+                state = self._state.copy()
+                own_answered = any(e["e"] in ("claim", "reply") for e in self._waiting[own.token])
+            if own_answered:
+                return
+            taken = self._mailbox.take_all()
+            requests = list(taken)
+            if all(r.token != own.token for r in taken):
+                # Taken by a holder that died or lost the lock before answering: serve it now.
+                requests.append(own)
+            txn = Transaction(self.sweep_id, state)
+            serve(txn, requests)
+            missing = [r.token for r in requests if r.token not in txn.answered]
+            if missing:
+                raise StoreError(f"Internal error: claim requests {missing} were not answered.")
+            lock.verify()
+            verified = True
+            self._journal.append(txn.encoded())
+        except BaseException:
+            self._mailbox.put_back([r for r in taken if r.token != own.token])
+            self._mailbox.settle([r for r in taken if r.token == own.token])
+            raise
+        else:
+            self._mailbox.settle(taken)
+        finally:
+            lock.release(verified=verified)
 
     def _refresh(self) -> None:
         result = self._reader.read()
         if result.reset:
             self._state = FoldState()
+        waiting = self._waiting
         for event in result.events:
             self._state.apply(event)
+            if waiting and event.get("req") in waiting:
+                waiting[event["req"]].append(event)
         self._state.n_skipped += result.n_skipped
 
     # -- heartbeats ----------------------------------------------------------------------------
@@ -214,7 +329,7 @@ def create_sweep(
     try:
         yaml_text = yaml.safe_dump(_plain(config.raw), sort_keys=False, allow_unicode=True)
         write_atomic(path / "sweep.yaml", yaml_text.encode())
-        for sub in ("agents", "runs", "slurm"):
+        for sub in ("agents", "requests", "runs", "slurm"):
             (path / sub).mkdir()
         now = round(time.time(), 6)
         created = encode_event({"e": "created", "t": now, "sweep": sid})

@@ -12,26 +12,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sweepherd.errors import StoreError
 from sweepherd.runs import Run, RunState
 from sweepherd.store._fold import FoldState, Snapshot, result_applies
 from sweepherd.store._journal import encode_event
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """How one attempt of a run ended, as an agent reports it (see :meth:`Transaction.finish`)."""
-
-    run_id: str
-    attempt: int
-    state: RunState
-    exit_code: int | None = None
-    metric: float | None = None
-    summary: Mapping[str, Any] | None = None
-    reason: str | None = None
+from sweepherd.store._requests import RunResult
 
 
 class Transaction:
@@ -42,6 +29,8 @@ class Transaction:
         self._state = state
         self._lines: list[bytes] = []
         self._snapshot: Snapshot | None = None
+        #: Tokens of the claim requests answered so far (by a claim or a reply).
+        self.answered: set[str] = set()
 
     @property
     def snapshot(self) -> Snapshot:
@@ -68,8 +57,13 @@ class Transaction:
         node: str | None = None,
         gpus: str | None = None,
         job: str | None = None,
+        *,
+        req: str | None = None,
     ) -> Run:
-        """Create a new run with ``params``, held by ``agent``; its id is ``<sweep>-<seq:04d>``."""
+        """Create a new run with ``params``, held by ``agent``; its id is ``<sweep>-<seq:04d>``.
+
+        ``req``: the token of the claim request this answers (see :meth:`take_requests`).
+        """
         seq = self._state.next_seq
         run_id = f"{self.sweep_id}-{seq:04d}"
         event: dict[str, Any] = {
@@ -81,7 +75,7 @@ class Transaction:
             "params": dict(params),
             "agent": agent,
         }
-        _put_where(event, node, gpus, job)
+        _put_where(event, node, gpus, job, req)
         self._push(event)
         return self._state.runs[run_id]
 
@@ -92,6 +86,8 @@ class Transaction:
         node: str | None = None,
         gpus: str | None = None,
         job: str | None = None,
+        *,
+        req: str | None = None,
     ) -> Run:
         """Start a preempted or lost run again (same id, same params, ``attempt + 1``)."""
         run = self._run(run_id)
@@ -108,7 +104,7 @@ class Transaction:
             "attempt": run.attempt + 1,
             "agent": agent,
         }
-        _put_where(event, node, gpus, job)
+        _put_where(event, node, gpus, job, req)
         self._push(event)
         return self._state.runs[run_id]
 
@@ -121,6 +117,8 @@ class Transaction:
         metric: float | None = None,
         summary: Mapping[str, Any] | None = None,
         reason: str | None = None,
+        *,
+        req: str | None = None,
     ) -> bool:
         """Record how ``attempt`` of a run ended; False (nothing written) for a duplicate.
 
@@ -149,10 +147,12 @@ class Transaction:
             event["summary"] = dict(summary)
         if reason is not None:
             event["reason"] = reason
+        if req is not None:
+            event["req"] = req
         self._push(event)
         return True
 
-    def record(self, result: RunResult) -> bool:
+    def record(self, result: RunResult, *, req: str | None = None) -> bool:
         """:meth:`finish` with a :class:`RunResult`."""
         return self.finish(
             result.run_id,
@@ -162,17 +162,23 @@ class Transaction:
             metric=result.metric,
             summary=result.summary,
             reason=result.reason,
+            req=req,
         )
 
-    def mark_lost(self, run_id: str, reason: str) -> bool:
+    def mark_lost(self, run_id: str, reason: str, *, req: str | None = None) -> bool:
         """Declare a running run lost (its agent went silent); False if it is not running."""
         run = self._run(run_id)
         if run.state is not RunState.RUNNING:
             return False
-        self._push(
-            {"e": "lost", "t": _now(), "run": run_id, "attempt": run.attempt, "reason": reason}
-        )
+        event = {"e": "lost", "t": _now(), "run": run_id, "attempt": run.attempt, "reason": reason}
+        if req is not None:
+            event["req"] = req
+        self._push(event)
         return True
+
+    def reply(self, req: str, reason: str) -> None:
+        """Answer claim request ``req`` with no run, saying why (the sweep is done...)."""
+        self._push({"e": "reply", "t": _now(), "req": req, "reason": reason})
 
     def cancel(self, reason: str | None = None) -> bool:
         """Cancel the sweep: no new runs start. False if it was already cancelled."""
@@ -230,6 +236,8 @@ class Transaction:
         if not self._state.apply(json.loads(line)):
             raise StoreError(f"Internal error: event {line!r} does not apply to the sweep.")
         self._lines.append(line)
+        if event["e"] in ("claim", "reply") and "req" in event:
+            self.answered.add(str(event["req"]))
         self._snapshot = None
 
 
@@ -237,7 +245,9 @@ def _now() -> float:
     return round(time.time(), 6)
 
 
-def _put_where(event: dict[str, Any], node: str | None, gpus: str | None, job: str | None) -> None:
-    for key, value in (("node", node), ("gpus", gpus), ("job", job)):
+def _put_where(
+    event: dict[str, Any], node: str | None, gpus: str | None, job: str | None, req: str | None
+) -> None:
+    for key, value in (("node", node), ("gpus", gpus), ("job", job), ("req", req)):
         if value is not None:
             event[key] = value
