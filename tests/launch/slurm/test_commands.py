@@ -167,6 +167,7 @@ def test_srun_argv_runs_one_task_on_the_node() -> None:
         "--nodes=1",
         "--ntasks=1",
         "--nodelist=node3",
+        "--overlap",
         "--kill-on-bad-exit=0",
         "python",
         "-m",

@@ -66,6 +66,7 @@ def _submit(
     *directives: str,
     gres: str | None = None,
     job_id: str | None = None,
+    before: str = "",
 ) -> str:
     script = tmp_path / "fanout.sbatch"
     argv = [sys.executable, str(HERE / "fanout_driver.py"), str(tmp_path), mode, gres or "-"]
@@ -77,6 +78,7 @@ def _submit(
                 f"#SBATCH --output={tmp_path}/%j.out",
                 "#SBATCH --open-mode=append",
                 *directives,
+                before,
                 "exec " + " ".join(argv),
                 "",
             ]
@@ -201,3 +203,21 @@ def test_without_scancel_usr1_goes_through_srun_and_reaches_the_trials(
     [event] = [e for e in _events(tmp_path) if e["event"] == "signal"]
     assert (event["signal"], event["trial_alive"]) == (int(signal.SIGUSR1), False)
     assert "job 999999 is not running" in _output(tmp_path)
+
+
+@pytest.mark.slurm
+def test_fan_out_inside_a_step_that_holds_the_nodes(slurm_cluster: object, tmp_path: Path) -> None:
+    """As from a shell of `srun --pty bash`: another step holds every node's CPUs and GPUs."""
+    busy = "srun --nodes=2 --ntasks=2 sleep 30 &\nsleep 1"
+    job = _submit(
+        tmp_path,
+        "preemptible",
+        "#SBATCH --nodes=2",
+        "#SBATCH --gres=gpu:2",
+        "#SBATCH --no-requeue",
+        before=busy,
+    )
+    started = _wait_started(tmp_path, 2)
+    assert all(e["cvd"] == "0,1" for e in started)
+    scancel([job])
+    wait_for_jobs(job, all_ended)
