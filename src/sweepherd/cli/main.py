@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("sweepherd.cli.status:status", "Show a sweep's runs and their states."),
     "best": ("sweepherd.cli.best:best", "Show the best runs of a sweep."),
     "cancel": ("sweepherd.cli.cancel:cancel", "Cancel a sweep: no new runs, running ones stop."),
+    "sync": ("sweepherd.cli.sync:sync", "Upload a sweep's ended offline runs to W&B, once each."),
     "aws": ("sweepherd.cli.aws:aws", "A burstable Slurm cluster on AWS: init, deploy, destroy."),
 }
 

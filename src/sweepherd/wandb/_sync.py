@@ -1,0 +1,448 @@
+"""Uploading the sweep's offline wandb runs to W&B once they have ended: ``wandb sync`` per run.
+
+Which runs: those in :data:`SYNC_STATES` (every terminal state: finished, failed, stopped early,
+killed by a cancel; all hold data worth seeing). A preempted or lost run will run again under
+the same id, so it waits; when it ends, all its attempts' folders are sent in one call, in start
+order, and W&B joins them into one run (``--id``).
+
+What ``wandb sync`` (0.31) does, measured against a local stand-in server:
+
+- it exits 0 even when the server refused a run; the only sign of success is the marker
+  ``run-<id>.wandb.synced`` it writes next to each file it fully sent. So is it here;
+- a file holding only its 7-byte header (a run killed before wandb's first flush) makes it fail
+  the *whole* call ("error getting next record: EOF") and send nothing: such files are left out;
+- a file with a torn tail (killed mid-write) is sent up to its last complete record, reported
+  as "the file ends with an incomplete record" and never marked: it counts as synced when that is
+  the only complaint, so it is not sent again;
+- there is no option to set the run's group: the group is the one the run recorded from
+  ``WANDB_RUN_GROUP`` at run time (the agent sets it to the sweep's name);
+- without ``WANDB_SWEEP_ID`` at run time the run carries no sweep id, so no "sweep not found".
+
+A run folder gets ``.synced`` (JSON: when, where, which files) once all its files are done; such
+runs are never sent again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweepherd.errors import WandbError
+from sweepherd.runs import Run, RunState
+from sweepherd.wandb._txlog import INSTALL_HINT, TransactionLogReader, find_run_logs
+
+if TYPE_CHECKING:
+    from sweepherd.store import SweepStore
+
+#: Run states whose data is uploaded: every terminal state.
+SYNC_STATES: frozenset[RunState] = frozenset(
+    {RunState.FINISHED, RunState.FAILED, RunState.STOPPED, RunState.KILLED}
+)
+#: The marker written into a run folder once its wandb data is uploaded.
+MARKER_NAME = ".synced"
+#: A transaction log modified this recently may still be written by a dying wandb-core.
+DEFAULT_SETTLE_S = 5.0
+DEFAULT_TIMEOUT_S = 1800.0
+_LOCK_NAME = "sync.lock"
+#: Run-specific variables of a trial's environment that must not leak into ``wandb sync``.
+_TRIAL_VARS = (
+    "WANDB_MODE",
+    "WANDB_RUN_ID",
+    "WANDB_DIR",
+    "WANDB_RESUME",
+    "WANDB_RUN_GROUP",
+    "WANDB_SWEEP_ID",
+    "WANDB_SWEEP_PARAM_PATH",
+    "WANDB_SERVICE",
+)
+
+
+@dataclass(frozen=True)
+class SyncItem:
+    """One ended run whose wandb data is still to be uploaded."""
+
+    run_id: str
+    state: RunState
+    run_dir: Path
+    files: tuple[Path, ...]  # transaction logs to send, in start order (empty: only mark done)
+    torn: tuple[Path, ...] = ()  # those of ``files`` whose last record is incomplete
+    empty: tuple[Path, ...] = ()  # attempts that wrote no record: never sent
+    done: tuple[Path, ...] = ()  # attempts wandb already marked as synced
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    """The runs to sync now, and those that must wait for their files to settle."""
+
+    items: list[SyncItem]
+    waiting: list[str]  # run ids whose transaction logs changed in the last few seconds
+
+
+@dataclass
+class SyncReport:
+    """What one pass of :func:`sync` did."""
+
+    synced: list[str] = field(default_factory=list)  # run ids now marked
+    failed: dict[str, str] = field(default_factory=dict)  # run id -> why
+    waiting: list[str] = field(default_factory=list)  # ended runs whose files are still settling
+
+
+def plan_sync(
+    store: SweepStore,
+    *,
+    states: Iterable[RunState] = SYNC_STATES,
+    settle_s: float = DEFAULT_SETTLE_S,
+    now: float | None = None,
+) -> SyncPlan:
+    """The ended, not yet synced runs of ``store`` (a :class:`~sweepherd.store.SweepStore`).
+
+    Runs whose transaction logs changed in the last ``settle_s`` seconds (a killed run's
+    wandb-core may still be flushing) are listed in ``waiting`` instead. Runs with a ``.synced``
+    marker and runs that never wrote a wandb log are left out.
+    """
+    return plan_runs(store.snapshot().runs.values(), store.runs_dir, states, settle_s, now)
+
+
+def plan_runs(
+    runs: Iterable[Run],
+    runs_dir: Path,
+    states: Iterable[RunState] = SYNC_STATES,
+    settle_s: float = DEFAULT_SETTLE_S,
+    now: float | None = None,
+) -> SyncPlan:
+    """:func:`plan_sync` over a list of runs whose folders are ``runs_dir/<run id>``."""
+    wanted = frozenset(states)
+    now = time.time() if now is None else now
+    items: list[SyncItem] = []
+    waiting: list[str] = []
+    for run in runs:
+        if run.state not in wanted:
+            continue
+        run_dir = runs_dir / run.id
+        if (run_dir / MARKER_NAME).exists():
+            continue
+        paths = find_run_logs(run_dir, run.id)
+        if not paths:
+            continue
+        if any(_mtime(p) > now - settle_s for p in paths):
+            waiting.append(run.id)
+            continue
+        files, torn, empty, done = [], [], [], []
+        for path in paths:
+            if _wandb_marked(path):
+                done.append(path)
+                continue
+            reader = TransactionLogReader(path)
+            n_records = len(reader.read_new_records())
+            if n_records == 0:
+                empty.append(path)
+                continue
+            files.append(path)
+            if reader.offset < _size(path):
+                torn.append(path)
+        items.append(
+            SyncItem(
+                run.id, run.state, run_dir, tuple(files), tuple(torn), tuple(empty), tuple(done)
+            )
+        )
+    return SyncPlan(items, waiting)
+
+
+def wandb_sync_argv(
+    item: SyncItem,
+    *,
+    project: str | None = None,
+    entity: str | None = None,
+    python: str = sys.executable,
+) -> list[str]:
+    """The ``wandb sync`` call for ``item``: its attempts' folders, under its own run id.
+
+    ``project``/``entity`` override what the runs recorded (``WANDB_PROJECT``/``WANDB_ENTITY``
+    at run time, else W&B's defaults). The group cannot be set here (``wandb sync`` has no such
+    option); the runs carry the one they had at run time.
+    """
+    argv = [python, "-m", "wandb", "sync", "--id", item.run_id]
+    if project:
+        argv += ["--project", project]
+    if entity:
+        argv += ["--entity", entity]
+    argv += [str(p.parent) for p in item.files]
+    return argv
+
+
+def sync(
+    store: SweepStore,
+    *,
+    project: str | None = None,
+    entity: str | None = None,
+    watch: bool = False,
+    interval_s: float = 60.0,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    settle_s: float = DEFAULT_SETTLE_S,
+    env: Mapping[str, str] | None = None,
+    on_item: Callable[[SyncItem, str | None], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> SyncReport:
+    """Upload every ended, not yet synced run of ``store``; with ``watch``, keep doing so.
+
+    ``project``/``entity`` default to the sweep config's. Each run is one ``wandb sync`` call
+    (at most ``timeout_s`` seconds); its ``.synced`` marker is written only when wandb marked
+    every file it was given. ``on_item(item, error)`` is called after each run (``error`` is
+    ``None`` on success).
+
+    Without ``watch``: one pass (waiting for runs whose files are still settling), each failed
+    run tried once; failures raise :class:`WandbError` after every other run was tried.
+    With ``watch``: a pass every ``interval_s`` seconds, failed runs retried, until
+    ``should_stop()`` is true (then the last pass's report is returned) or KeyboardInterrupt.
+
+    Raises:
+        WandbError: wandb is not installed, another ``sweepherd sync`` of this sweep is
+            running, or (without ``watch``) some runs could not be synced.
+    """
+    if importlib.util.find_spec("wandb") is None:
+        raise WandbError(
+            "Syncing needs the wandb package, which is not installed.", hint=INSTALL_HINT
+        )
+    config = store.config
+    project = project or config.project
+    entity = entity or config.entity
+    sync_env = _sync_env(env)
+    total = SyncReport()
+    with _SyncLock(store.path / _LOCK_NAME):
+        while True:
+            plan = plan_sync(store, settle_s=settle_s)
+            report = SyncReport(waiting=plan.waiting)
+            for item in plan.items:
+                if not watch and item.run_id in total.failed:
+                    continue  # tried once already in this call
+                error = sync_item(
+                    item, project=project, entity=entity, timeout_s=timeout_s, env=sync_env
+                )
+                if error is None:
+                    report.synced.append(item.run_id)
+                else:
+                    report.failed[item.run_id] = error
+                if on_item is not None:
+                    on_item(item, error)
+            if watch:
+                if should_stop is not None and should_stop():
+                    return report
+                time.sleep(interval_s)
+                continue
+            total.synced += report.synced
+            total.failed.update(report.failed)
+            total.waiting = report.waiting
+            if not report.waiting:
+                break
+            time.sleep(min(settle_s, 1.0))
+    if total.failed:
+        lines = [f"{run_id}: {why}" for run_id, why in total.failed.items()]
+        raise WandbError(
+            f"{len(total.failed)} run(s) could not be synced to W&B:\n  " + "\n  ".join(lines),
+            hint="Fix the cause (`wandb login`, the network, project or entity) and run "
+            "`sweepherd sync` again: runs already synced are not sent twice.",
+        )
+    return total
+
+
+def sync_item(
+    item: SyncItem,
+    *,
+    project: str | None = None,
+    entity: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+) -> str | None:
+    """Run ``wandb sync`` for one run and mark it; ``None`` on success, else why it failed."""
+    output = ""
+    if item.files:
+        argv = wandb_sync_argv(item, project=project, entity=entity)
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=item.run_dir,  # wandb sync writes wandb/debug-cli.*.log under its cwd
+                env=_sync_env(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return f"could not start wandb sync: {exc.strerror or exc}"
+        try:
+            output, _ = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return f"wandb sync took longer than {timeout_s:g} s (is the server reachable?)"
+        if proc.returncode != 0:
+            return f"wandb sync exited with status {proc.returncode}: {_tail(output)}"
+    outcome: dict[str, str] = {str(p): "already synced" for p in item.done}
+    outcome.update({str(p): "empty: no record to send" for p in item.empty})
+    missing: list[Path] = []
+    for path in item.files:
+        if _wandb_marked(path):
+            outcome[str(path)] = "synced"
+        elif path in item.torn and _only_incomplete_tail(output, path):
+            outcome[str(path)] = "synced up to its last complete record (torn tail)"
+        else:
+            missing.append(path)
+    if missing:
+        names = ", ".join(p.parent.name for p in missing)
+        return f"wandb did not confirm {names}: {_tail(output)}"
+    write_marker(item, outcome, project=project, entity=entity)
+    return None
+
+
+def write_marker(
+    item: SyncItem, files: Mapping[str, str], *, project: str | None, entity: str | None
+) -> Path:
+    """Write ``<run dir>/.synced`` (tmp + rename); return its path."""
+    doc = {
+        "run_id": item.run_id,
+        "state": item.state.value,
+        "synced_at": time.time(),
+        "project": project,
+        "entity": entity,
+        "files": {_relative(Path(p), item.run_dir): how for p, how in files.items()},
+    }
+    path = item.run_dir / MARKER_NAME
+    tmp = path.with_name(f"{MARKER_NAME}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise WandbError(
+            f"Synced run {item.run_id} but could not write {path}: {exc.strerror or exc}.",
+            hint="Check that the sweep directory is writable; otherwise the run is sent again.",
+        ) from exc
+    return path
+
+
+def read_marker(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``.synced`` marker, or ``None`` when it has not been synced."""
+    try:
+        doc = json.loads((run_dir / MARKER_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _sync_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    out = dict(os.environ if env is None else env)
+    for name in _TRIAL_VARS:
+        out.pop(name, None)
+    return out
+
+
+def _wandb_marked(path: Path) -> bool:
+    return path.with_name(path.name + ".synced").exists()
+
+
+def _only_incomplete_tail(output: str, path: Path) -> bool:
+    """wandb's complaint about ``path`` is only that its last record is incomplete."""
+    lines = [line for line in output.splitlines() if path.parent.name in line and "ERROR" in line]
+    return bool(lines) and all("incomplete record" in line for line in lines)
+
+
+def _tail(output: str, n_lines: int = 6) -> str:
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    return " | ".join(lines[-n_lines:]) if lines else "(no output)"
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+class _SyncLock:
+    """One ``sweepherd sync`` per sweep: ``sync.lock`` made with O_EXCL, holding host and pid.
+
+    A lock left by a dead process on this host is taken over; one held from another host
+    must be removed by hand if its process is gone.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.host = socket.gethostname()
+
+    def __enter__(self) -> _SyncLock:
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if self._stale():
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise WandbError(
+                    f"Another `sweepherd sync` of this sweep is running ({self._owner()}).",
+                    hint=f"Wait for it, or remove {self.path} if that process is gone.",
+                ) from None
+            except OSError as exc:
+                raise WandbError(
+                    f"Could not create {self.path}: {exc.strerror or exc}.",
+                    hint="Check that the sweep directory is writable.",
+                ) from exc
+            with os.fdopen(fd, "w") as f:
+                json.dump({"host": self.host, "pid": os.getpid(), "t": time.time()}, f)
+            return self
+        raise WandbError(f"Could not take {self.path}; another sync keeps taking it.")
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    def _owner(self) -> str:
+        doc = self._read()
+        return f"pid {doc.get('pid')} on {doc.get('host')}"
+
+    def _stale(self) -> bool:
+        doc = self._read()
+        if doc.get("host") != self.host or not isinstance(doc.get("pid"), int):
+            return False
+        try:
+            os.kill(doc["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False

@@ -1,0 +1,404 @@
+"""Syncing ended runs with the REAL ``wandb sync`` against a local stand-in W&B server.
+
+The only stand-in is at the server boundary: ``FakeWandbServer`` (conftest.py) listens on
+127.0.0.1 and answers the few calls ``wandb sync`` makes; everything else is real (offline wandb
+runs in child processes, the sweep store, the ``wandb sync`` command).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sweepherd.config import parse_config
+from sweepherd.errors import WandbError
+from sweepherd.runs import RunState
+from sweepherd.store import SweepStore, create_sweep
+from sweepherd.wandb import (
+    MARKER_NAME,
+    SYNC_STATES,
+    SyncItem,
+    find_run_logs,
+    plan_sync,
+    read_marker,
+    sync,
+    wandb_sync_argv,
+)
+
+pytestmark = pytest.mark.wandb
+
+Starter = Callable[..., subprocess.Popen[str]]  # conftest.py's fixtures
+
+CONFIG = {
+    "name": "mysweep",
+    "project": "proj",
+    "method": "grid",
+    "parameters": {"x": {"values": list(range(20))}},
+}
+
+TRAIN = """
+    import os, wandb
+    run = wandb.init()
+    for i in range(3):
+        wandb.log({"loss": float(os.environ["LOSS"]) + i})
+    run.finish()
+"""
+
+
+def agent_env(store: SweepStore, run_id: str) -> dict[str, str]:
+    """What the agent gives a trial (docs/architecture.md), as far as wandb is concerned."""
+    return {
+        "WANDB_DIR": str(store.runs_dir / run_id),
+        "WANDB_RUN_ID": run_id,
+        "WANDB_PROJECT": "proj",
+        "WANDB_RUN_GROUP": "mysweep",
+    }
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SweepStore:
+    return create_sweep(tmp_path / "sweeps", parse_config(CONFIG), sweep_id="sw1")
+
+
+def new_run(store: SweepStore, state: RunState | None = None) -> str:
+    """A run claimed by an agent, then ended in ``state`` (None: still running)."""
+    with store.transaction(agent="a1") as txn:
+        run = txn.claim_new({"x": txn.snapshot.next_seq}, agent="a1")
+    with store.transaction(agent="a1") as txn:
+        if state is RunState.LOST:
+            txn.mark_lost(run.id, "agent silent")
+        elif state is not None:
+            txn.finish(run.id, run.attempt, state, exit_code=0)
+    store.run_dir(run.id)
+    return run.id
+
+
+def sync_env(tmp_path: Path, url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(
+        HOME=str(tmp_path / "home"),
+        WANDB_CONFIG_DIR=str(tmp_path / "home" / ".config"),
+        WANDB_CACHE_DIR=str(tmp_path / "home" / ".cache"),
+        WANDB_BASE_URL=url,
+        WANDB_API_KEY="k" * 40,  # only the stand-in server sees it
+    )
+    return env
+
+
+# -- a real offline run whose folder the selection tests copy ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def template_run(tmp_path_factory: pytest.TempPathFactory, wandb_starter: Starter) -> Path:
+    root = tmp_path_factory.mktemp("template")
+    proc = wandb_starter(root, TRAIN, WANDB_RUN_ID="tmpl", LOSS="1")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    (path,) = find_run_logs(root, "tmpl")
+    return path.parent
+
+
+def place(
+    template: Path, run_dir: Path, run_id: str, stamp: str, data: bytes | None = None
+) -> Path:
+    """Put a copy of ``template`` in ``run_dir`` as the attempt started at ``stamp``."""
+    folder = run_dir / "wandb" / f"offline-run-{stamp}-{run_id}"
+    shutil.copytree(template, folder)
+    log = folder / f"run-{run_id}.wandb"
+    (folder / "run-tmpl.wandb").rename(log)
+    if data is not None:
+        log.write_bytes(data)
+    old = time.time() - 60
+    os.utime(log, (old, old))
+    return log
+
+
+def test_plan_selects_exactly_the_ended_unsynced_runs(
+    store: SweepStore, template_run: Path
+) -> None:
+    data = (template_run / "run-tmpl.wandb").read_bytes()
+    ids: dict[str, str] = {}
+    for name, state in [
+        ("finished", RunState.FINISHED),
+        ("failed", RunState.FAILED),
+        ("stopped", RunState.STOPPED),
+        ("killed", RunState.KILLED),
+        ("running", None),
+        ("preempted", RunState.PREEMPTED),
+        ("lost", RunState.LOST),
+        ("no_wandb", RunState.FINISHED),
+        ("marked", RunState.FINISHED),
+        ("attempts", RunState.FINISHED),
+        ("torn", RunState.FINISHED),
+        ("fresh", RunState.FINISHED),
+    ]:
+        ids[name] = rid = new_run(store, state)
+        run_dir = store.runs_dir / rid
+        if name == "no_wandb":
+            continue
+        if name == "attempts":
+            empty = place(template_run, run_dir, rid, "20260101_000001", data[:7])
+            done = place(template_run, run_dir, rid, "20260101_000002")
+            (done.parent / (done.name + ".synced")).touch()  # wandb sync's own marker
+            last = place(template_run, run_dir, rid, "20260101_000003")
+            continue
+        log = place(template_run, run_dir, rid, "20260101_000001")
+        if name == "marked":
+            (run_dir / MARKER_NAME).write_text("{}")
+        if name == "torn":
+            log.write_bytes(data[: len(data) - 5])
+            os.utime(log, (time.time() - 60,) * 2)
+        if name == "fresh":
+            log.touch()
+
+    plan = plan_sync(store)
+    by_id = {item.run_id: item for item in plan.items}
+    wanted = {ids[n] for n in ("finished", "failed", "stopped", "killed", "attempts", "torn")}
+    assert set(by_id) == wanted
+    assert plan.waiting == [ids["fresh"]]
+    assert {by_id[ids[n]].state for n in ("finished", "failed", "stopped", "killed")} == set(
+        SYNC_STATES
+    )
+    item = by_id[ids["attempts"]]
+    assert item.files == (last,) and item.empty == (empty,) and item.done == (done,)
+    assert item.torn == ()
+    torn = by_id[ids["torn"]]
+    assert torn.torn == torn.files and len(torn.files) == 1
+    # The fresh run qualifies once its file has settled.
+    assert ids["fresh"] in {i.run_id for i in plan_sync(store, settle_s=0).items}
+
+
+def test_sync_argv(tmp_path: Path) -> None:
+    files = (
+        tmp_path / "wandb/offline-run-1-r/run-r.wandb",
+        tmp_path / "wandb/offline-run-2-r/run-r.wandb",
+    )
+    item = SyncItem("r", RunState.FINISHED, tmp_path, files)
+    argv = wandb_sync_argv(item, project="proj", entity="team", python="/py")
+    assert argv == [
+        "/py", "-m", "wandb", "sync", "--id", "r", "--project", "proj", "--entity", "team",
+        str(files[0].parent), str(files[1].parent),
+    ]  # fmt: skip
+    assert wandb_sync_argv(item, python="/py")[:6] == ["/py", "-m", "wandb", "sync", "--id", "r"]
+    assert "--project" not in wandb_sync_argv(item, python="/py")
+
+
+# -- the real wandb sync ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def real_runs(store: SweepStore, wandb_starter: Starter) -> dict[str, str]:
+    """Real offline runs made as the agent makes them: two finished, one resumed after a kill
+    (its first attempt killed after wandb flushed, plus an attempt killed before any flush),
+    and one still running (a folder with data but not ended)."""
+    a, b, c, running = (new_run(store) for _ in range(4))
+    pa = wandb_starter(store.runs_dir / a, TRAIN, LOSS="1", **agent_env(store, a))
+    pb = wandb_starter(store.runs_dir / b, TRAIN, LOSS="10", **agent_env(store, b))
+    pc = wandb_starter(
+        store.runs_dir / c,
+        """
+        import time, wandb
+        wandb.init()
+        wandb.log({"loss": 100.0})
+        time.sleep(600)
+        """,
+        **agent_env(store, c),
+    )
+    for proc in (pa, pb):
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    # c's first attempt: killed once its step is in the log (preempted).
+    wait_until(lambda: len(find_run_logs(store.runs_dir / c, c)) == 1)
+    first = find_run_logs(store.runs_dir / c, c)[0]
+    wait_until(lambda: first.stat().st_size > 1000)
+    time.sleep(1.5)
+    pc.send_signal(signal.SIGKILL)
+    pc.communicate(timeout=30)
+    # An attempt killed before wandb's first flush leaves only the 7-byte header (measured).
+    header_only = first.parent.parent / f"offline-run-20000101_000000-{c}"
+    header_only.mkdir()
+    (header_only / f"run-{c}.wandb").write_bytes(first.read_bytes()[:7])
+    time.sleep(1.1)  # attempt folders are named by the second they start
+    second = wandb_starter(
+        store.runs_dir / c, TRAIN, LOSS="200", WANDB_RESUME="allow", **agent_env(store, c)
+    )
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    with store.transaction(agent="a1") as txn:
+        txn.finish(a, 1, RunState.FINISHED, exit_code=0)
+        txn.finish(b, 1, RunState.FAILED, exit_code=1)
+        txn.finish(c, 1, RunState.FINISHED, exit_code=0)  # its second attempt, as far as W&B sees
+    prun = wandb_starter(store.runs_dir / running, TRAIN, LOSS="0", **agent_env(store, running))
+    prun.communicate(timeout=120)
+    return {"a": a, "b": b, "c": c, "running": running}
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_sync_uploads_each_ended_run_once_grouped_by_sweep(
+    store: SweepStore, real_runs: dict[str, str], fake_wandb_server: Any, tmp_path: Path
+) -> None:
+    a, b, c = real_runs["a"], real_runs["b"], real_runs["c"]
+    seen: list[tuple[str, str | None]] = []
+    report = sync(
+        store,
+        entity="team",
+        settle_s=0,
+        env=sync_env(tmp_path, fake_wandb_server.url),
+        on_item=lambda item, err: seen.append((item.run_id, err)),
+    )
+    assert sorted(report.synced) == sorted([a, b, c]) and report.failed == {}
+    assert sorted(seen) == sorted([(a, None), (b, None), (c, None)])
+
+    upserts = fake_wandb_server.upserts()
+    assert {u["name"] for u in upserts} == {a, b, c}  # the running run was not sent
+    for u in upserts:
+        assert (u["project"], u["entity"]) == ("proj", "team")
+        assert u["sweep"] is None  # no sweep id the server would not know
+    # The group comes from WANDB_RUN_GROUP at run time: wandb sync cannot set one.
+    assert {u["groupName"] for u in upserts if u["groupName"]} == {"mysweep"}
+    assert {u["name"] for u in upserts if u["groupName"] == "mysweep"} == {a, b, c}
+
+    assert [r["loss"] for r in fake_wandb_server.history(a)] == [1, 2, 3]
+    assert [r["loss"] for r in fake_wandb_server.history(b)] == [10, 11, 12]
+    # Both attempts of c, in start order, into the one W&B run c.
+    assert [r["loss"] for r in fake_wandb_server.history(c)] == [100, 200, 201, 202]
+
+    for run_id in (a, b, c):
+        marker = read_marker(store.runs_dir / run_id)
+        assert marker is not None and marker["run_id"] == run_id
+        assert marker["entity"] == "team" and marker["project"] == "proj"
+    files_c = read_marker(store.runs_dir / c)["files"]  # type: ignore[index]
+    assert sorted(files_c.values()) == ["empty: no record to send", "synced", "synced"]
+    assert read_marker(store.runs_dir / real_runs["running"]) is None
+
+    # Nothing is sent twice.
+    n_requests = len(fake_wandb_server.requests)
+    assert sync(store, settle_s=0, env=sync_env(tmp_path, fake_wandb_server.url)).synced == []
+    assert len(fake_wandb_server.requests) == n_requests
+    assert plan_sync(store, settle_s=0).items == []
+
+
+def test_refused_runs_are_reported_and_not_marked(
+    store: SweepStore, template_run: Path, fake_wandb_server: Any, tmp_path: Path
+) -> None:
+    rid = new_run(store, RunState.FINISHED)
+    place(template_run, store.runs_dir / rid, rid, "20260101_000001")
+    fake_wandb_server.refuse_runs = True  # wandb sync still exits 0 here (measured)
+    with pytest.raises(WandbError, match="could not be synced") as info:
+        sync(store, settle_s=0, env=sync_env(tmp_path, fake_wandb_server.url))
+    assert rid in str(info.value) and "not found" in str(info.value)
+    assert read_marker(store.runs_dir / rid) is None
+    fake_wandb_server.refuse_runs = False
+    assert sync(store, settle_s=0, env=sync_env(tmp_path, fake_wandb_server.url)).synced == [rid]
+
+
+def test_torn_tail_is_sent_up_to_its_last_record_and_marked(
+    store: SweepStore, template_run: Path, fake_wandb_server: Any, tmp_path: Path
+) -> None:
+    data = (template_run / "run-tmpl.wandb").read_bytes()
+    rid = new_run(store, RunState.FAILED)
+    place(template_run, store.runs_dir / rid, rid, "20260101_000001", data[: len(data) - 5])
+    assert sync(store, settle_s=0, env=sync_env(tmp_path, fake_wandb_server.url)).synced == [rid]
+    marker = read_marker(store.runs_dir / rid)
+    assert marker is not None
+    assert list(marker["files"].values()) == ["synced up to its last complete record (torn tail)"]
+    assert [r["loss"] for r in fake_wandb_server.history(rid)] == [1, 2, 3]
+
+
+def test_missing_api_key_is_wandbs_own_message(
+    store: SweepStore, template_run: Path, fake_wandb_server: Any, tmp_path: Path
+) -> None:
+    rid = new_run(store, RunState.FINISHED)
+    place(template_run, store.runs_dir / rid, rid, "20260101_000001")
+    env = sync_env(tmp_path, fake_wandb_server.url)
+    del env["WANDB_API_KEY"]
+    with pytest.raises(WandbError, match="No API key configured"):
+        sync(store, settle_s=0, env=env)
+    assert fake_wandb_server.upserts() == []
+
+
+def test_watch_picks_up_runs_as_they_end(
+    store: SweepStore, template_run: Path, fake_wandb_server: Any, tmp_path: Path
+) -> None:
+    first = new_run(store, RunState.FINISHED)
+    later = new_run(store)  # still running during the first pass
+    for rid in (first, later):
+        place(template_run, store.runs_dir / rid, rid, "20260101_000001")
+    passes: list[list[str]] = []
+
+    def should_stop() -> bool:
+        passes.append(sorted(u["name"] for u in fake_wandb_server.upserts()))
+        if len(passes) == 1:
+            with store.transaction(agent="a1") as txn:
+                txn.finish(later, 1, RunState.STOPPED, exit_code=0)
+        return len(passes) == 2
+
+    sync(
+        store,
+        watch=True,
+        interval_s=0.1,
+        settle_s=0,
+        env=sync_env(tmp_path, fake_wandb_server.url),
+        should_stop=should_stop,
+    )
+    assert set(passes[0]) == {first}
+    assert set(passes[1]) == {first, later}
+
+
+def test_one_sync_per_sweep(store: SweepStore, tmp_path: Path) -> None:
+    lock = store.path / "sync.lock"
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        lock.write_text(json.dumps({"host": socket.gethostname(), "pid": sleeper.pid}))
+        with pytest.raises(WandbError, match="Another `sweepherd sync`"):
+            sync(store, settle_s=0, env=sync_env(tmp_path, "http://127.0.0.1:9"))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # Its process is gone: the lock is stale and taken over (nothing to sync here).
+    assert sync(store, settle_s=0, env=sync_env(tmp_path, "http://127.0.0.1:9")).synced == []
+    assert not lock.exists()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_lock(store: SweepStore) -> Iterator[None]:
+    yield
+    assert not (store.path / "sync.lock").exists()
+
+
+def test_cli_syncs_and_reports(
+    store: SweepStore,
+    template_run: Path,
+    fake_wandb_server: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sweepherd.cli.main import main
+
+    rid = new_run(store, RunState.FINISHED)
+    place(template_run, store.runs_dir / rid, rid, "20260101_000001")
+    for name, value in sync_env(tmp_path, fake_wandb_server.url).items():
+        monkeypatch.setenv(name, value)
+    assert main(["sync", str(store.path), "--project", "other"]) == 0
+    out = capsys.readouterr().out
+    assert f"synced {rid} (finished): 1 attempt(s) to send" in out and "1 run(s) synced" in out
+    assert [u["project"] for u in fake_wandb_server.upserts()][:1] == ["other"]
+    assert main(["sync", str(store.path)]) == 0
+    assert "nothing to sync" in capsys.readouterr().out
