@@ -90,7 +90,7 @@ def test_live_run_is_visible_before_it_ends_and_final_summary_matches(
     (tmp_path / "release").touch()
     code, _, err = finish(proc)
     assert code == 0, err
-    wait_for(lambda: bool(tracker.update(e := reader.read_new()) or seen.extend(e) or tracker.exit))
+    wait_for(lambda: poll() and tracker.exit is not None, what="the exit record")
 
     assert tracker.exit_code == 0
     assert tracker.history("loss") == [1.0, 0.5, 1 / 3, 0.25, 0.2, 0.1]
