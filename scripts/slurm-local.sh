@@ -25,6 +25,8 @@
 #   SLURM_LOCAL_CRED_EXPIRE      seconds a requeued job waits before it restarts (default 5, min 5)
 #   SLURM_LOCAL_START_TIMEOUT_S  how long `start` waits for idle nodes (default 30)
 set -euo pipefail
+# the daemons live in /usr/sbin, which a non-login PATH may lack
+export PATH=$PATH:/usr/sbin:/sbin:/usr/bin:/bin
 
 B=${SLURM_LOCAL_DIR:-/tmp/sweepherd-slurm}
 B=${B%/}
