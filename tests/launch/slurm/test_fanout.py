@@ -22,6 +22,7 @@ from sweepherd.launch.slurm import (
     REQUEUE_EXIT_STATUS,
     FanOutResult,
     allocation_nodes,
+    job_reference,
     sbatch,
     scancel,
 )
@@ -58,6 +59,19 @@ def test_outside_an_allocation_says_so() -> None:
     with pytest.raises(LaunchError, match="needs a Slurm allocation") as info:
         allocation_nodes({})
     assert info.value.hint is not None and "salloc" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("env", "reference"),
+    [
+        ({"SLURM_JOB_ID": "12"}, "12"),
+        ({"SLURM_JOB_ID": "16", "SLURM_ARRAY_JOB_ID": "16", "SLURM_ARRAY_TASK_ID": "1"}, "16_1"),
+        ({"SLURM_JOB_ID": "17", "SLURM_ARRAY_JOB_ID": "16", "SLURM_ARRAY_TASK_ID": "0"}, "16_0"),
+        ({}, None),
+    ],
+)
+def test_job_reference_names_one_array_task(env: dict[str, str], reference: str | None) -> None:
+    assert job_reference(env) == reference
 
 
 def _submit(
@@ -219,5 +233,46 @@ def test_fan_out_inside_a_step_that_holds_the_nodes(slurm_cluster: object, tmp_p
     )
     started = _wait_started(tmp_path, 2)
     assert all(e["cvd"] == "0,1" for e in started)
+    scancel([job])
+    wait_for_jobs(job, all_ended)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_an_array_task_stops_and_requeues_only_itself(
+    slurm_cluster: object, tmp_path: Path
+) -> None:
+    """The last task's SLURM_JOB_ID is the array's id, which would name every task."""
+    for task in ("0", "1"):
+        (tmp_path / task).mkdir()
+    driver = [sys.executable, str(HERE / "fanout_driver.py")]
+    script = tmp_path / "array.sbatch"
+    script.write_text(
+        "\n".join(
+            [
+                "#!/bin/bash",
+                "#SBATCH --array=0-1",
+                "#SBATCH --nodes=1",
+                "#SBATCH --requeue",
+                f"#SBATCH --output={tmp_path}/%A_%a.out",
+                "#SBATCH --open-mode=append",
+                "exec " + " ".join(driver) + f" {tmp_path}/$SLURM_ARRAY_TASK_ID preemptible",
+                "",
+            ]
+        )
+    )
+    job = sbatch(script)
+    _wait_started(tmp_path / "0", 1)
+    _wait_started(tmp_path / "1", 1)
+    scancel([f"{job}_1"], signal="USR1", batch=True)
+    states = wait_for_jobs(
+        job,
+        lambda s: any(t.array_task_id == 1 and t.restarts == 1 and t.is_terminal for t in s),
+        timeout_s=45,
+    )
+    by_task = {s.array_task_id: s for s in states}
+    assert (by_task[1].state, by_task[1].exit_code) == ("COMPLETED", 0)
+    assert (by_task[0].state, by_task[0].restarts) == ("RUNNING", 0)
+    assert not [e for e in _events(tmp_path / "0") if e["event"] == "signal"]
     scancel([job])
     wait_for_jobs(job, all_ended)

@@ -28,6 +28,7 @@ from sweepherd.launch.slurm._fanout import (
     FanOutResult,
     allocation_nodes,
     fan_out,
+    job_reference,
     run_on_all_nodes,
 )
 from sweepherd.launch.slurm._options import TIME_FORMATS, SbatchOptions, parse_time_limit_s
@@ -43,6 +44,7 @@ __all__ = [
     "allocation_nodes",
     "decode_wait_status",
     "fan_out",
+    "job_reference",
     "parse_sbatch_parsable",
     "parse_scancel_not_signalled",
     "parse_squeue",

@@ -166,7 +166,7 @@ def fan_out(
     """
     env = os.environ if env is None else env
     names = list(nodes) if nodes is not None else allocation_nodes(env)
-    forwarder = _Forwarder(env.get("SLURM_JOB_ID"))
+    forwarder = _Forwarder(job_reference(env))
     requeued = False
     with _forwarding(forwarder):
         for node in names:
@@ -199,8 +199,21 @@ def fan_out(
     return FanOutResult(tuple(names[: len(statuses)]), statuses, requeued)
 
 
+def job_reference(env: Mapping[str, str]) -> str | None:
+    """The id that names this job alone to scancel and scontrol.
+
+    In a job array the last task's ``SLURM_JOB_ID`` equals the array's id, which names *every*
+    task (measured: ``scontrol requeue`` of it requeued the whole array), so an array task is
+    named ``<array id>_<task id>``.
+    """
+    array_id, task_id = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
+    if array_id and task_id:
+        return f"{array_id}_{task_id}"
+    return env.get("SLURM_JOB_ID") or None
+
+
 def _requeue(env: Mapping[str, str]) -> bool:
-    job_id = env.get("SLURM_JOB_ID")
+    job_id = job_reference(env)
     if not job_id:
         return False
     try:
