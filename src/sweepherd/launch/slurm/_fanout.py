@@ -177,16 +177,17 @@ def fan_out(
             try:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
             except FileNotFoundError:
-                for started in forwarder.procs:
-                    forwarder.send(started, signal.SIGTERM)
-                    started.wait()
+                for running in forwarder.procs:
+                    forwarder.send(running, signal.SIGTERM)
+                    running.wait()
                 raise SlurmError(
                     "srun not found: Slurm's commands are not on PATH.",
                     hint="Run this inside a Slurm allocation on the cluster, or load the slurm "
                     "module.",
                 ) from None
             forwarder.procs.append(proc)
-        log.info("started agents on %d node(s): %s", len(forwarder.procs), ",".join(names))
+        started = names[: len(forwarder.procs)]
+        log.info("started agents on %d node(s): %s", len(started), ",".join(started))
         statuses = tuple(proc.wait() for proc in forwarder.procs)
         if requeue and REQUEUE_EXIT_STATUS in statuses:
             n_before = forwarder.n_received
@@ -196,7 +197,7 @@ def fan_out(
             deadline = time.monotonic() + _REQUEUE_TERM_WAIT_S
             while requeued and forwarder.n_received == n_before and time.monotonic() < deadline:
                 time.sleep(0.01)
-    return FanOutResult(tuple(names[: len(statuses)]), statuses, requeued)
+    return FanOutResult(tuple(started), statuses, requeued)
 
 
 def job_reference(env: Mapping[str, str]) -> str | None:
