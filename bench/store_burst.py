@@ -30,6 +30,7 @@ import contextlib
 import json
 import multiprocessing as mp
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -67,6 +68,7 @@ class Figures:
     completed: int = 0  # runs recorded as finished/complete, counted from the storage
     lost: int = 0  # runs that should exist and are not recorded complete
     duplicated: int = 0  # runs claimed twice, or points/trials recorded twice
+    cpu_s: float = 0.0  # CPU time of the workers (and their sleep 0) during the burst
 
     @property
     def per_s(self) -> float:
@@ -106,6 +108,7 @@ def _sweep_worker(path: str, idx: int, barrier: Any, out: Any) -> None:
         beat = threading.Thread(target=_beat, args=(store, agent, stop), daemon=True)
         beat.start()
         barrier.wait()
+        cpu0 = _cpu_s()
         results: list[RunResult] = []
         n_failures = 0
         while True:
@@ -131,10 +134,18 @@ def _sweep_worker(path: str, idx: int, barrier: Any, out: Any) -> None:
             results = [RunResult(run.id, run.attempt, state, exit_code=code)]
         stop.set()
         store.heartbeat(agent, state="exited")
+        report["cpu_s"] = _cpu_s() - cpu0
     except Exception:
         report["errors"].append(traceback.format_exc(limit=3))
     report["t_end"] = time.time()
     out.put(report)
+
+
+def _cpu_s() -> float:
+    """CPU seconds used by this process and its reaped children (the ``sleep 0`` runs)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _beat(store: SweepStore, agent: str, stop: threading.Event) -> None:
@@ -151,6 +162,7 @@ def _run_sweepherd(root: Path, k: int, n: int) -> Figures:
     claims = [tuple(c) for r in reports for c in r["claims"]]
     fig.latencies_s = [x for r in reports for x in r["lat"]]
     fig.errors = [e for r in reports for e in r["errors"]]
+    fig.cpu_s = sum(r.get("cpu_s", 0.0) for r in reports)
     snap = SweepStore(store.path, store.meta).snapshot()
     finished = [r for r in snap.runs.values() if r.state is RunState.FINISHED]
     fig.completed = len(finished)
@@ -222,6 +234,7 @@ def _optuna_worker(path: str, idx: int, barrier: Any, out: Any, n_each: int, n: 
             study_name="burst", storage=storage, sampler=optuna.samplers.RandomSampler(seed=idx)
         )
         barrier.wait()
+        cpu0 = _cpu_s()
         for _ in range(n_each):
             try:
                 t0 = time.perf_counter()
@@ -235,6 +248,7 @@ def _optuna_worker(path: str, idx: int, barrier: Any, out: Any, n_each: int, n: 
                 continue
             report["lat"].append(t1 - t0)
             report["trials"].append(trial.number)
+        report["cpu_s"] = _cpu_s() - cpu0
     except Exception:
         report["errors"].append(traceback.format_exc(limit=3))
     report["t_end"] = time.time()
@@ -250,6 +264,7 @@ def _run_optuna(root: Path, k: int, n: int) -> Figures:
     fig.wall_s = max(r["t_end"] for r in reports) - t_go
     fig.latencies_s = [x for r in reports for x in r["lat"]]
     fig.errors = [e for r in reports for e in r["errors"]]
+    fig.cpu_s = sum(r.get("cpu_s", 0.0) for r in reports)
     trials = optuna.load_study(
         study_name="burst", storage=JournalStorage(JournalFileBackend(str(path)))
     ).trials
@@ -286,12 +301,14 @@ def _row(fig: Figures, ref: Figures | None) -> str:
     return (
         f"{fig.k:>4} {fig.name:<16} {fig.completed:>5}/{fig.n:<5} {fig.wall_s:7.2f} "
         f"{fig.per_s:9.1f} {ratio} {fig.pct_ms(0.5):9.1f} {fig.pct_ms(0.95):9.1f} "
-        f"{len(fig.errors):>6} {fig.lost:>5} {fig.duplicated:>5}"
+        f"{len(fig.errors):>6} {fig.lost:>5} {fig.duplicated:>5} "
+        f"{1000 * fig.cpu_s / max(fig.completed, 1):8.1f}"
     )
 
 
 HEADER = (
     "   K side             done/N     wall_s  claims/s ratio   p50_ms    p95_ms errors  lost   dup"
+    " cpu_ms/run"
 )
 
 
@@ -343,6 +360,7 @@ def main() -> int:
                             "errors": len(fig.errors),
                             "lost": fig.lost,
                             "duplicated": fig.duplicated,
+                            "cpu_ms_per_run": 1000 * fig.cpu_s / max(fig.completed, 1),
                             "ratio": fig.per_s / ref.per_s if ref and fig is not ref else None,
                         }
                     )

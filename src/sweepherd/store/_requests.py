@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweepherd.runs import RunState
+from sweepherd.runs import Run, RunState
 from sweepherd.store._files import store_error, write_atomic
 
 _TAKEN = ".taken"
@@ -120,6 +120,15 @@ class ClaimRequest:
             )
         except (ValueError, TypeError, KeyError):
             return None
+
+
+@dataclass(frozen=True)
+class ClaimAnswer:
+    """How a claim request was answered."""
+
+    events: list[dict[str, Any]]  # the journal events tagged with the request's token
+    run: Run | None  # the run it got
+    reason: str | None  # why it got none
 
 
 class Mailbox:

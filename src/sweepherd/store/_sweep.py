@@ -35,7 +35,7 @@ import yaml
 
 from sweepherd.errors import StoreError
 from sweepherd.store._files import store_error, write_atomic
-from sweepherd.store._fold import FoldState, Snapshot
+from sweepherd.store._fold import FoldState, Snapshot, run_from_claim
 from sweepherd.store._heartbeat import (
     Heartbeat,
     check_agent_id,
@@ -43,9 +43,9 @@ from sweepherd.store._heartbeat import (
     read_heartbeats,
     write_heartbeat,
 )
-from sweepherd.store._journal import Journal, JournalReader, encode_event
+from sweepherd.store._journal import Journal, JournalReader, encode_event, parse_lines
 from sweepherd.store._lock import DEFAULT_STALE_S, JournalLock
-from sweepherd.store._requests import ClaimRequest, Mailbox
+from sweepherd.store._requests import ClaimAnswer, ClaimRequest, Mailbox
 from sweepherd.store._transaction import Transaction
 
 if TYPE_CHECKING:
@@ -93,6 +93,7 @@ class SweepStore:
         self._mutex = threading.Lock()
         self._hb_cache: tuple[float, dict[str, Heartbeat]] | None = None
         self._waiting: dict[str, list[dict[str, Any]]] = {}  # request token -> its events
+        self._unfolded: list[bytes] = []  # journal lines read but not folded yet
 
     def __repr__(self) -> str:
         return f"SweepStore({str(self.path)!r})"
@@ -158,15 +159,14 @@ class SweepStore:
         request: ClaimRequest,
         serve: Callable[[Transaction, list[ClaimRequest]], None],
         timeout_s: float = DEFAULT_TIMEOUT_S,
-    ) -> list[dict[str, Any]]:
-        """Post a claim request and return the journal events that answer it.
+    ) -> ClaimAnswer:
+        """Post a claim request and return its answer: the run it got, or why none.
 
         While it waits, the caller tries the lock; when it gets it, it serves every request
         posted so far (its own included) by calling ``serve(txn, requests)``, which must answer
         each request with exactly one ``claim_new``, ``claim_again`` or ``reply`` carrying
         ``req=request.token`` (results it reports first, also tagged). All answers go out in
-        one append. See ``sweepherd.store._requests`` for why this is safe. The returned events
-        are those tagged with this request's token, its answer last.
+        one append. See ``sweepherd.store._requests`` for why this is safe.
 
         Raises :class:`LockTimeoutError` when no answer came within ``timeout_s`` (the request
         is then withdrawn, so it will never be answered), and whatever ``serve`` or the append
@@ -184,9 +184,9 @@ class SweepStore:
         try:
             self._mailbox.post(request)
             while True:
-                answer = self._answer(token)
-                if answer is not None:
-                    return answer
+                events = self._answer(token)
+                if events is not None:
+                    return self._claim_answer(events)
                 if lock.try_acquire():
                     self._serve_locked(lock, request, serve)
                     continue
@@ -207,18 +207,32 @@ class SweepStore:
                 self._waiting.pop(token, None)
 
     def _answer(self, token: str) -> list[dict[str, Any]] | None:
-        """The events answering request ``token`` if its answer has been read; reads if needed."""
+        """The events answering request ``token`` if its answer has been read; reads if needed.
+
+        Waiting is cheap: new bytes are searched for the token and left unparsed until someone
+        needs the folded state (a snapshot, or this process serving as the holder).
+        """
         try:
             grown = self.journal_path.stat().st_size != self._reader.offset
         except OSError:
             grown = True
         with self._mutex:
             if grown:
-                self._refresh()
+                self._read_new()
             events = self._waiting.get(token, [])
             if any(e["e"] in ("claim", "reply") for e in events):
                 return list(events)
         return None
+
+    def _claim_answer(self, events: list[dict[str, Any]]) -> ClaimAnswer:
+        answer = next(e for e in reversed(events) if e["e"] in ("claim", "reply"))
+        if answer["e"] == "reply":
+            return ClaimAnswer(events, None, str(answer.get("reason")))
+        if int(answer["attempt"]) == 1:
+            return ClaimAnswer(events, run_from_claim(answer), None)
+        with self._mutex:  # a resumed run: its params and history are in the folded state
+            self._refresh()
+            return ClaimAnswer(events, self._state.runs[str(answer["run"])], None)
 
     def _serve_locked(
         self,
@@ -259,15 +273,29 @@ class SweepStore:
             lock.release(verified=verified)
 
     def _refresh(self) -> None:
-        result = self._reader.read()
-        if result.reset:
+        """Read what was appended and fold it into the state. Hold ``self._mutex``."""
+        self._read_new()
+        for chunk in self._unfolded:
+            events, n_skipped = parse_lines(chunk)
+            for event in events:
+                self._state.apply(event)
+            self._state.n_skipped += n_skipped
+        self._unfolded.clear()
+
+    def _read_new(self) -> None:
+        """Read what was appended, leaving it unfolded; route the answers waited for."""
+        chunk, reset = self._reader.read_raw()
+        if reset:
             self._state = FoldState()
-        waiting = self._waiting
-        for event in result.events:
-            self._state.apply(event)
-            if waiting and event.get("req") in waiting:
-                waiting[event["req"]].append(event)
-        self._state.n_skipped += result.n_skipped
+            self._unfolded.clear()
+        if not chunk:
+            return
+        self._unfolded.append(chunk)
+        for token, found in self._waiting.items():
+            needle = token.encode()
+            if needle in chunk:
+                lines = b"\n".join(line for line in chunk.split(b"\n") if needle in line)
+                found.extend(e for e in parse_lines(lines)[0] if e.get("req") == token)
 
     # -- heartbeats ----------------------------------------------------------------------------
 
