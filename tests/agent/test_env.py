@@ -25,8 +25,9 @@ def _ctx(tmp_path: Path, **kw: object) -> TrialContext:
 
 
 def test_wandb_variables_and_no_fake_sweep_id(tmp_path: Path) -> None:
-    env = trial_environment({"PATH": "/bin", "WANDB_SWEEP_ID": "stale", "WANDB_SERVICE": "x"},
-                            _ctx(tmp_path))
+    env = trial_environment(
+        {"PATH": "/bin", "WANDB_SWEEP_ID": "stale", "WANDB_SERVICE": "x"}, _ctx(tmp_path)
+    )
     assert env["PATH"] == "/bin"
     assert env["WANDB_SWEEP_PARAM_PATH"] == str(tmp_path / "p.yaml")
     assert env["WANDB_RUN_ID"] == "abc12345-0003"

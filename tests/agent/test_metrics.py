@@ -58,7 +58,11 @@ def test_client_log_outside_a_sweep_is_a_no_op(tmp_path: Path) -> None:
     script = "import sweepherd; sweepherd.log({'x': 1}); print(sweepherd.params({'lr': 1}))"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPHERD_")}
     out = subprocess.run(
-        [sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True,
+        [sys.executable, "-c", script],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
         cwd=tmp_path,
     )
     assert out.stdout.strip() == "{'lr': 1}"

@@ -35,9 +35,9 @@ from sweepherd.agent._env import TrialContext, trial_environment
 from sweepherd.agent._metrics import JsonlSource, MetricSource, RunMetrics
 from sweepherd.agent._slots import Slot
 from sweepherd.agent._trial import StopCause, Trial, pidfd_for, spawn
-from sweepherd.errors import AgentError, StoreError
+from sweepherd.errors import AgentError, StoreError, SweepherdError
 from sweepherd.runs import Run, RunState
-from sweepherd.store import SweepStore
+from sweepherd.store import RunResult, SweepStore
 
 log = logging.getLogger("sweepherd.agent")
 
@@ -45,7 +45,16 @@ log = logging.getLogger("sweepherd.agent")
 #: Ctrl-C) while the sweep still had work: "requeue me" (EX_TEMPFAIL).
 EXIT_REQUEUE = 75
 
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+#: Signals that make the agent stop its trials gracefully and exit "requeue me". SIGURG is what
+#: ``--all-nodes`` sends inside Slurm (``scancel --signal=URG``): unlike USR1 or TERM it does
+#: not kill the trials it also reaches, since its default action is to be ignored.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGURG)
+
+#: Signals that may kill a trial directly when Slurm stops a job (scancel, time limit) just
+#: before the agent hears of it. A trial that dies of one of these gets this long for the
+#: agent's own signal to arrive, so it is recorded as preempted rather than failed.
+_SLURM_KILL_SIGNALS = frozenset({signal.SIGTERM, signal.SIGUSR1, signal.SIGINT, signal.SIGKILL})
+_SIGNAL_DEATH_GRACE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -83,16 +92,6 @@ class AgentResult:
         return EXIT_REQUEUE if self.preempted else 0
 
 
-@dataclass
-class _PendingResult:
-    run: Run
-    state: RunState
-    exit_code: int | None
-    metric: float | None
-    summary: dict[str, Any]
-    reason: str | None
-
-
 class Agent:
     """Runs trials of one sweep until there is nothing left to run. See :meth:`run`."""
 
@@ -112,13 +111,13 @@ class Agent:
         self.workdir = self.opts.workdir or _recorded_workdir(store) or Path.cwd()
         self._metric_sources = metric_sources or default_metric_sources
         self._trials: dict[int, Trial] = {}  # slot index -> trial
-        self._pending: list[_PendingResult] = []
+        self._pending: list[RunResult] = []
         self._result = AgentResult(self.id)
         self._stop_signal: int | None = None
         self._no_more = False  # claim said there is nothing to run right now
         self._n_failed = 0  # own runs that failed by themselves (not stopped by the agent)
         self._n_finished = 0
-        self._fatal: AgentError | None = None  # set: stop gracefully, then raise it
+        self._fatal: SweepherdError | None = None  # set: stop gracefully, then raise it
         self._next_store_retry = 0.0
         self._store_retry_s = 0.5
         self._last_poll = 0.0
@@ -160,12 +159,12 @@ class Agent:
     def _loop(self) -> None:
         while True:
             self._reap()
-            self._flush_results()
             if self._stop_signal is not None or self._fatal is not None:
                 for trial in self._trials.values():
                     trial.request_stop(StopCause.PREEMPT, self.opts.stop_grace_s)
-            else:
+            elif time.monotonic() >= self._next_store_retry:
                 self._fill_slots()
+            self._flush_results()
             now = time.monotonic()
             if now - self._last_poll >= self.opts.poll_s:
                 self._last_poll = now
@@ -186,13 +185,13 @@ class Agent:
             self._wait(self._wait_timeout())
 
     def _fill_slots(self) -> None:
-        if self._no_more or self._pending:
-            return  # do not take new work while a result is still unwritten
+        """Claim a run for every free slot; the first claim also records pending results."""
         for slot in self.opts.slots:
-            if self._fatal is not None:
+            if self._no_more or self._fatal is not None or self._count_reached():
                 return
-            if slot.index in self._trials or self._count_reached():
+            if slot.index in self._trials:
                 continue
+            results = tuple(self._pending)
             try:
                 claim = claim_next(
                     self.store,
@@ -201,11 +200,12 @@ class Agent:
                     gpus=slot.cuda_visible_devices,
                     job=self.job,
                     lost_grace_s=self.opts.lost_after_s,
+                    results=results,
                 )
             except StoreError as exc:
-                log.warning("could not claim a run (%s); retrying", exc)
-                self._no_more = True
+                self._store_failed(exc)
                 return
+            self._recorded(results)
             if claim.run is None:
                 self._no_more = True
                 self._result.reason = claim.reason
@@ -213,14 +213,15 @@ class Agent:
             self._start(claim.run, slot)
 
     def _start(self, run: Run, slot: Slot) -> None:
-        run_dir = self.store.run_dir(run.id)
+        # Absolute paths: the trial runs in the workdir, not where the agent was started.
+        run_dir = self.store.run_dir(run.id).resolve()
         params_file = run_dir / "params.yaml"
         try:
             _write_params(params_file, run.params)
             ckpt = run_dir / "checkpoints"
             ckpt.mkdir(exist_ok=True)
             ctx = TrialContext(
-                sweep_dir=self.store.path,
+                sweep_dir=self.store.path.resolve(),
                 sweep_id=self.store.sweep_id,
                 sweep_name=self.config.name or self.store.sweep_id,
                 run_id=run.id,
@@ -249,11 +250,11 @@ class Agent:
             process = spawn(
                 argv, env=env, cwd=self.workdir, run_dir=run_dir, attempt=run.attempt, banner=banner
             )
-        except (AgentError, OSError) as exc:
+        except (AgentError, StoreError, OSError) as exc:
             # The run never started: give it back for another agent, and stop this one, since
             # whatever broke (a missing program, an unwritable folder) breaks every run here.
             self._give_back(run, f"could not start on {self.node}: {exc}")
-            self._fatal = exc if isinstance(exc, AgentError) else AgentError(str(exc))
+            self._fatal = exc if isinstance(exc, SweepherdError) else AgentError(f"{exc}")
             return
         self._result.n_started += 1
         metrics = RunMetrics(self._metric_sources(run, run_dir))
@@ -263,22 +264,31 @@ class Agent:
         log.info("run %s started (attempt %d)%s: %s", run.id, run.attempt, gpu, _short(run.params))
 
     def _give_back(self, run: Run, reason: str) -> None:
-        with contextlib.suppress(StoreError), self.store.transaction() as txn:
+        with contextlib.suppress(StoreError), self.store.transaction(agent=self.id) as txn:
             txn.mark_lost(run.id, reason=reason)
 
     def _reap(self) -> None:
+        now = time.monotonic()
         for index, trial in list(self._trials.items()):
             code = trial.poll()
             if code is None:
                 continue
+            if self._stop_signal is not None and trial.stop_cause is None:
+                trial.stop_cause = StopCause.PREEMPT
+            if trial.stop_cause is None and code < 0 and -code in _SLURM_KILL_SIGNALS:
+                if trial.died_at is None:
+                    trial.died_at = now  # killed from outside: wait for our own signal
+                if now - trial.died_at < _SIGNAL_DEATH_GRACE_S:
+                    continue
             del self._trials[index]
             trial.close()
             trial.metrics.update()  # what was written up to the end
             result = self._judge(trial, code)
             if result is not None:
                 self._pending.append(result)
+                self._check_initial_failures()  # before the next claim, not after it
 
-    def _judge(self, trial: Trial, code: int) -> _PendingResult | None:
+    def _judge(self, trial: Trial, code: int) -> RunResult | None:
         metric_name = self.config.metric.name if self.config.metric else None
         metric = trial.metrics.metric_value(metric_name) if metric_name else None
         summary = trial.metrics.plain_summary()
@@ -306,40 +316,56 @@ class Agent:
         elif state is RunState.FINISHED:
             self._n_finished += 1
         log.info("run %s %s%s", trial.run.id, state.value, f" ({reason})" if reason else "")
-        return _PendingResult(trial.run, state, code, metric, summary, reason)
+        return RunResult(
+            trial.run.id, trial.run.attempt, state, code, metric, summary or None, reason
+        )
 
     def _flush_results(self) -> None:
+        """Record pending results on their own, when no claim will carry them."""
         if not self._pending or time.monotonic() < self._next_store_retry:
             return
+        if self._may_claim() and len(self._trials) < len(self.opts.slots):
+            return  # the next claim records them in the same lock hold
+        results = tuple(self._pending)
         try:
-            with self.store.transaction() as txn:
-                for res in self._pending:
-                    txn.finish(
-                        res.run.id,
-                        attempt=res.run.attempt,
-                        state=res.state,
-                        exit_code=res.exit_code,
-                        metric=res.metric,
-                        summary=res.summary,
-                        reason=res.reason,
-                    )
+            with self.store.transaction(agent=self.id) as txn:
+                for res in results:
+                    txn.record(res)
         except StoreError as exc:
-            self._next_store_retry = time.monotonic() + self._store_retry_s
-            log.warning(
-                "could not record %d result(s), retrying in %.1fs: %s",
-                len(self._pending),
-                self._store_retry_s,
-                exc,
-            )
-            self._store_retry_s = min(self._store_retry_s * 2, 30.0)
+            self._store_failed(exc)
             return
+        self._recorded(results)
+
+    def _may_claim(self) -> bool:
+        return (
+            self._stop_signal is None
+            and self._fatal is None
+            and not self._no_more
+            and not self._count_reached()
+        )
+
+    def _store_failed(self, exc: StoreError) -> None:
+        """A journal write failed (full disk, lock timeout): keep everything, retry later."""
+        self._next_store_retry = time.monotonic() + self._store_retry_s
+        log.warning(
+            "could not write to the sweep (%s); %d result(s) kept, retrying in %.1fs",
+            exc,
+            len(self._pending),
+            self._store_retry_s,
+        )
+        self._store_retry_s = min(self._store_retry_s * 2, 30.0)
+
+    def _recorded(self, results: Sequence[RunResult]) -> None:
+        """``results`` are in the journal now (or were duplicates the store dropped)."""
         self._store_retry_s = 0.5
-        for res in self._pending:
+        self._next_store_retry = 0.0
+        if not results:
+            return
+        for res in results:
             self._result.states[res.state.value] = self._result.states.get(res.state.value, 0) + 1
             if res.state is RunState.PREEMPTED:
                 self._result.preempted = True
-        self._pending.clear()
-        self._check_initial_failures()
+        del self._pending[: len(results)]
 
     def _check_initial_failures(self) -> None:
         limit = self.opts.max_initial_failures
@@ -403,6 +429,8 @@ class Agent:
 
     def _wait_timeout(self) -> float:
         timeout = self.opts.poll_s
+        if any(t.died_at is not None for t in self._trials.values()):
+            timeout = min(timeout, 0.1)
         if self._pending:
             timeout = min(timeout, max(0.0, self._next_store_retry - time.monotonic()))
         deadlines = [t.stop_deadline for t in self._trials.values() if t.stop_deadline]
@@ -411,7 +439,8 @@ class Agent:
         return max(timeout, 0.01)
 
     def _wait(self, timeout: float) -> None:
-        fds = [self._wake_r, *(t.pidfd for t in self._trials.values() if t.pidfd is not None)]
+        fds = [self._wake_r]
+        fds += [t.pidfd for t in self._trials.values() if t.pidfd is not None and t.died_at is None]
         if any(t.pidfd is None for t in self._trials.values()):
             timeout = min(timeout, 0.1)  # no pidfd: fall back to polling the processes
         with contextlib.suppress(InterruptedError):
@@ -450,7 +479,7 @@ class Agent:
 
     def _heartbeat_loop(self) -> None:
         while not self._hb_stop.is_set():
-            self._beat(state="alive")
+            self._beat(state="running")
             self._hb_stop.wait(self.opts.heartbeat_s)
 
     def _beat(self, state: str) -> None:
@@ -468,7 +497,7 @@ class Agent:
             log.warning("could not write the heartbeat: %s", exc)
 
     def _register(self, event: str) -> None:
-        with self.store.transaction() as txn:
+        with self.store.transaction(agent=self.id) as txn:
             txn.record_agent(
                 self.id,
                 event=event,

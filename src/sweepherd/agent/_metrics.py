@@ -15,24 +15,32 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 
+class MetricUpdate(Protocol):
+    """Something a source read: a logged history row, or a summary the script set."""
+
+    @property
+    def values(self) -> Mapping[str, Any]: ...
+
+    @property
+    def kind(self) -> str: ...  # "history" | "summary"
+
+
 class MetricSource(Protocol):
     """A channel of metric rows that can be read again and again, returning only what is new."""
 
-    def read_new(self) -> list[MetricUpdate]: ...
+    def read_new(self) -> Sequence[MetricUpdate]: ...
 
 
 @dataclass(frozen=True)
-class MetricUpdate:
-    """Something a source read: a logged history row, or a summary the script set."""
-
+class _Row:
     values: Mapping[str, Any]
-    kind: str = "history"  # "history" | "summary"
+    kind: str = "history"
 
 
 class JsonlSource:
@@ -47,7 +55,7 @@ class JsonlSource:
         self._offset = 0
         self.n_bad_lines = 0
 
-    def read_new(self) -> list[MetricUpdate]:
+    def read_new(self) -> list[_Row]:
         try:
             with self.path.open("rb") as f:
                 f.seek(self._offset)
@@ -58,7 +66,7 @@ class JsonlSource:
         if end < 0:
             return []
         self._offset += end + 1
-        out: list[MetricUpdate] = []
+        out: list[_Row] = []
         for line in data[: end + 1].splitlines():
             if not line.strip():
                 continue
@@ -68,7 +76,7 @@ class JsonlSource:
                 self.n_bad_lines += 1
                 continue
             if isinstance(row, dict):
-                out.append(MetricUpdate(row))
+                out.append(_Row(row))
             else:
                 self.n_bad_lines += 1
         return out

@@ -9,11 +9,13 @@ only through the agent, which signals the whole group: a script's DataLoader wor
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -46,6 +48,7 @@ class Trial:
     stop_cause: StopCause | None = None
     stop_deadline: float | None = None  # monotonic time at which SIGKILL follows SIGTERM
     pidfd: int | None = None
+    died_at: float | None = None  # monotonic time it was seen dead of an outside signal
 
     @property
     def pid(self) -> int:
@@ -102,6 +105,10 @@ def spawn(
             stderr=err,
             start_new_session=True,
             close_fds=True,
+            # Safe despite the heartbeat thread: the hook only calls one pre-resolved libc
+            # function (no imports, no locks), and CPython re-initialises its own state in the
+            # child before running it.
+            preexec_fn=_DIE_WITH_AGENT,  # noqa: PLW1509
         )
     except FileNotFoundError as exc:
         raise AgentError(
@@ -118,6 +125,33 @@ def spawn(
     finally:
         out.close()
         err.close()
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A pre-exec hook that makes the trial die (SIGKILL) when its agent dies, on Linux.
+
+    The trial has its own session, so nothing else would stop it if the agent were killed
+    outright (OOM killer, ``kill -9``): it would run on unwatched while another agent re-runs
+    its run. ``prctl(PR_SET_PDEATHSIG)`` asks the kernel to kill it instead. The libc function
+    is looked up here, in the parent, so the child only makes one system call before exec.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+    sigkill = int(signal.SIGKILL)
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, sigkill, 0, 0, 0)
+
+    return hook
+
+
+_DIE_WITH_AGENT = _die_with_parent()
 
 
 def _open_log(path: Path, attempt: int, banner: str) -> IO[bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -108,6 +109,10 @@ def agent(
         return run_on_all_nodes(argv)
 
     store = open_sweep(sweep, root)
+    signal_grace = os.environ.get("SWEEPHERD_SIGNAL_GRACE_S")  # set by the sbatch script
+    if signal_grace:
+        # Stop trials well within the warning Slurm gives before it kills the job.
+        stop_grace = min(stop_grace, max(1.0, float(signal_grace) / 2))
     options = AgentOptions(
         slots=plan_slots(
             n_slots=slots,

@@ -1,0 +1,204 @@
+"""The agent end to end: real `sweepherd agent` processes, real trials, one sweep directory."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from support.agents import SweepFactory, marks, wait_for
+from sweepherd.runs import RunState
+from sweepherd.store import SweepStore, open_sweep
+
+FAST = ("--heartbeat", "0.3", "--lost-after", "2", "--stop-grace", "5")
+
+
+def _runs(store: SweepStore) -> list:
+    return list(open_sweep(store.path, store.path.parent).snapshot().runs.values())
+
+
+def _end_events(store: SweepStore) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for line in (store.path / "journal.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event["e"] == "end" and event["state"] == "finished":
+            counts[event["run"]] += 1
+    return counts
+
+
+def test_sixteen_agents_run_every_grid_point_exactly_once(
+    make_sweep: SweepFactory, start_agent, tmp_path: Path
+) -> None:
+    store = make_sweep({"x": {"min": 0, "max": 199}})  # int_uniform grid: 200 points
+    agents = [start_agent(store, "-q", *FAST) for _ in range(16)]
+    for proc in agents:
+        assert proc.wait(timeout=300) == 0
+    runs = _runs(store)
+    assert len(runs) == 200
+    assert all(r.state is RunState.FINISHED for r in runs)
+    assert sorted(r.params["x"] for r in runs) == list(range(200))
+    assert all(r.metric == float(r.params["x"]) ** 2 for r in runs)
+    executions = marks(tmp_path)
+    assert len(executions) == 200  # each point ran once: no duplicate, no re-run
+    assert Counter(run_id for run_id, _ in executions).most_common(1)[0][1] == 1
+    assert max(_end_events(store).values()) == 1
+    assert len({r.agent for r in runs}) > 1  # the work really was shared
+
+
+def test_agent_killed_mid_run_its_run_is_rerun_and_nothing_is_lost(
+    make_sweep: SweepFactory, start_agent, tmp_path: Path
+) -> None:
+    store = make_sweep({"x": {"values": [1, 2, 3, 4, 5, 6]}, "sleep_s": {"value": 1.0}})
+    victim = start_agent(store, "-q", *FAST)
+    wait_for(lambda: any(r.state is RunState.FINISHED for r in _runs(store)), what="a finished run")
+    survivor = start_agent(store, "-q", *FAST)
+    prefix = f"-{victim.pid}-"
+
+    def victim_trial() -> str | None:
+        started = {run_id for run_id, _ in marks(tmp_path)}
+        for r in _runs(store):
+            if r.state is RunState.RUNNING and prefix in (r.agent or "") and r.id in started:
+                return r.id
+        return None
+
+    wait_for(lambda: victim_trial() is not None, what="a trial of the victim running")
+    killed_run = victim_trial()
+    finished_before = {r.id: r for r in _runs(store) if r.state is RunState.FINISHED}
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert survivor.wait(timeout=120) == 0
+
+    runs = {r.id: r for r in _runs(store)}
+    assert len(runs) == 6
+    assert all(r.state is RunState.FINISHED for r in runs.values())
+    assert runs[killed_run].attempt == 2  # the same run, started again
+    assert prefix not in (runs[killed_run].agent or "")
+    for run_id, before in finished_before.items():  # nothing finished was lost or redone
+        assert runs[run_id].attempt == 1
+        assert runs[run_id].ended_at == before.ended_at
+    counts = Counter(run_id for run_id, _ in marks(tmp_path))
+    assert counts[killed_run] == 2
+    assert all(n == 1 for run_id, n in counts.items() if run_id != killed_run)
+    assert max(_end_events(store).values()) == 1
+
+
+def test_sigterm_preempts_runs_and_the_next_agent_resumes_them(
+    make_sweep: SweepFactory, start_agent, tmp_path: Path
+) -> None:
+    store = make_sweep({"x": {"values": [1, 2]}, "sleep_first_s": {"value": 60}})
+    agent = start_agent(store, "-q", "--slots", "2", *FAST)
+    wait_for(lambda: len(marks(tmp_path)) == 2, what="two trials started")
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(timeout=30) == 75  # "requeue me"
+    runs = _runs(store)
+    assert [r.state for r in runs] == [RunState.PREEMPTED, RunState.PREEMPTED]
+    ids = [r.id for r in runs]
+
+    resumed = start_agent(store, "-q", "--slots", "2", *FAST)
+    assert resumed.wait(timeout=60) == 0
+    runs = _runs(store)
+    assert [r.id for r in runs] == ids  # the same run ids
+    assert all(r.state is RunState.FINISHED and r.attempt == 2 for r in runs)
+    second = [
+        json.loads(p.read_text())
+        for p in (tmp_path / "marks").iterdir()
+        if p.name.split(".")[1] == "2"
+    ]
+    assert len(second) == 2
+    assert all(m["env"]["WANDB_RESUME"] == "allow" for m in second)
+    assert {m["env"]["WANDB_RUN_ID"] for m in second} == set(ids)
+
+
+def test_cancel_stops_running_runs_and_agents_exit(
+    make_sweep: SweepFactory, start_agent, tmp_path: Path
+) -> None:
+    store = make_sweep({"x": {"values": [1, 2, 3]}, "sleep_s": {"value": 60}})
+    agent = start_agent(store, "-q", "--slots", "2", *FAST)
+    wait_for(lambda: len(marks(tmp_path)) == 2, what="two trials started")
+    out = subprocess.run(
+        [sys.executable, "-m", "sweepherd", "cancel", str(store.path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "cancelled" in out.stdout
+    assert agent.wait(timeout=30) == 0
+    runs = _runs(store)
+    assert [r.state for r in runs] == [RunState.KILLED, RunState.KILLED]  # no third run started
+
+
+def test_a_torn_last_journal_line_does_not_stop_the_sweep(
+    make_sweep: SweepFactory, start_agent
+) -> None:
+    store = make_sweep({"x": {"values": [1, 2, 3, 4]}})
+    assert start_agent(store, "-q", "--count", "2", *FAST).wait(timeout=60) == 0
+    with (store.path / "journal.jsonl").open("a") as f:
+        f.write('{"e":"end","t":1,"run":"')  # a writer died in the middle of a line
+    assert start_agent(store, "-q", *FAST).wait(timeout=60) == 0
+    runs = _runs(store)
+    assert len(runs) == 4
+    assert all(r.state is RunState.FINISHED for r in runs)
+
+
+def test_a_hostile_parameter_value_arrives_as_one_untouched_argument(
+    make_sweep: SweepFactory, start_agent, tmp_path: Path
+) -> None:
+    victim = tmp_path / "x"
+    victim.write_text("still here")
+    value = "a b; rm -rf x"
+    store = make_sweep({"s": {"value": value}})
+    assert start_agent(store, "-q", *FAST).wait(timeout=60) == 0
+    (mark,) = (tmp_path / "marks").iterdir()
+    seen = json.loads(mark.read_text())
+    assert f"--s={value}" in seen["argv"]
+    assert seen["params"]["s"] == value
+    assert victim.read_text() == "still here"
+
+
+def test_each_trial_sees_only_its_gpu(
+    make_sweep: SweepFactory, start_agent, tmp_path: Path
+) -> None:
+    store = make_sweep({"x": {"values": list(range(8))}, "sleep_s": {"value": 0.3}})
+    agent = start_agent(store, "-q", "--gpus", "0,1", "--trials-per-gpu", "2", *FAST)
+    assert agent.wait(timeout=60) == 0
+    runs = _runs(store)
+    assert {r.gpus for r in runs} == {"0", "1"}
+    for mark in (tmp_path / "marks").iterdir():
+        run_id = mark.name.split(".")[0]
+        env = json.loads(mark.read_text())["env"]
+        assert env["CUDA_VISIBLE_DEVICES"] == next(r.gpus for r in runs if r.id == run_id)
+
+
+def test_failing_command_and_missing_metric_are_recorded_with_their_reasons(
+    make_sweep: SweepFactory, start_agent, tmp_path: Path
+) -> None:
+    store = make_sweep({"exit_code": {"values": [0, 3]}, "no_metric": {"values": [False, True]}})
+    assert start_agent(store, "-q", *FAST).wait(timeout=60) == 0
+    runs = {(r.params["exit_code"], r.params["no_metric"]): r for r in _runs(store)}
+    ok = runs[(0, False)]
+    assert ok.state is RunState.FINISHED and ok.metric == 0.0 and ok.reason is None
+    silent = runs[(0, True)]
+    assert silent.state is RunState.FINISHED and silent.metric is None
+    assert silent.reason == "metric 'loss' was never logged"
+    failed = runs[(3, False)]
+    assert failed.state is RunState.FAILED and failed.exit_code == 3
+    assert failed.reason == "exit status 3: trial failing on purpose with 3"
+    run_dir = store.path / "runs" / failed.id  # its output is kept
+    assert "hello from" in (run_dir / "stdout.log").read_text()
+    assert "failing on purpose" in (run_dir / "stderr.log").read_text()
+
+
+def test_an_agent_gives_up_when_its_first_runs_all_fail(
+    make_sweep: SweepFactory, start_agent, tmp_path: Path
+) -> None:
+    store = make_sweep({"x": {"min": 1, "max": 20}, "exit_code": {"value": 1}})
+    agent = start_agent(store, "-q", *FAST)
+    assert agent.wait(timeout=60) == 5
+    log = (tmp_path / "agent-logs" / "agent-0.log").read_text()
+    assert log.count("error: ") == 1
+    assert "the first 5 runs of this agent all failed" in log
+    assert "Traceback" not in log
+    assert len(_runs(store)) == 5  # it stopped burning through the grid
