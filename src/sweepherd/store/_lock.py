@@ -136,8 +136,8 @@ class JournalLock:
         *,
         agent: str | None = None,
         stale_s: float = DEFAULT_STALE_S,
-        min_wait_s: float = 0.0002,
-        max_wait_s: float = 0.01,
+        min_wait_s: float = 0.001,
+        max_wait_s: float = 0.02,
         stale_check_s: float = 0.25,
     ) -> None:
         self.path = path

@@ -9,33 +9,35 @@ answer appear in the journal. See :meth:`sweepherd.store.SweepStore.request_clai
 
 Safety, with files only:
 
-- A holder *takes* a request by renaming ``<token>.json`` to ``<token>.json.taken``; a requester
-  that gives up *withdraws* by removing ``<token>.json``. Exactly one of the two succeeds, so a
-  withdrawn request is never answered and a taken one is never withdrawn: its owner then waits
-  for the answer that the holder appends before it releases the lock.
-- Taken requests are removed only after their answers are appended. If serving fails (the disk
-  is full, a bug), the others' requests are put back for the next holder and the holder's own
-  caller gets the error. A holder that dies after taking requests leaves ``.taken`` files that no
-  one serves (removed once an hour old); their owners notice when they hold the lock themselves
-  and find their request neither answered nor waiting, and serve it then.
+- A request is one file, ``requests/<token>.json``, made with an exclusive create. A holder
+  *takes* a request by reading and then removing it; a requester that gives up *withdraws* by
+  removing it. Exactly one of the two removals succeeds, so a withdrawn request is never
+  answered and a taken one is never withdrawn: its owner then waits for the answer, which the
+  holder appends before it releases the lock.
+- If serving fails (the disk is full, a bug), the holder posts the others' requests again for
+  the next holder, and its own caller gets the error. A holder that dies after taking requests
+  loses them: each owner notices when it holds the lock itself and finds its request neither
+  answered nor waiting, and serves it then.
 - Requests are not fsynced: after a machine crash a lost request is just asked again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sweepherd.errors import StoreError
 from sweepherd.runs import Run, RunState
-from sweepherd.store._files import store_error, write_atomic
+from sweepherd.store._files import store_error
 
-_TAKEN = ".taken"
-_TAKEN_GC_S = 3600.0
+_GARBAGE_S = 3600.0  # an unreadable request file older than this is removed
 
 
 @dataclass(frozen=True)
@@ -138,21 +140,32 @@ class Mailbox:
         self.dir = directory
 
     def post(self, request: ClaimRequest) -> None:
-        """Leave ``request`` for whoever holds the lock next."""
+        """Leave ``request`` for whoever holds the lock next (one exclusive create + write)."""
         path = self.dir / f"{request.token}.json"
+        data = request.to_bytes()
         try:
-            write_atomic(path, request.to_bytes(), durable=False)
-        except Exception:
-            if self.dir.is_dir():
-                raise
-            try:  # a sweep directory made before requests/ existed
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileNotFoundError:  # a sweep directory made before requests/ existed
                 self.dir.mkdir(exist_ok=True)
-            except OSError as err:
-                raise store_error("creating", self.dir, err) from err
-            write_atomic(path, request.to_bytes(), durable=False)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, "short write: no space left on device")
+            finally:
+                os.close(fd)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise store_error("posting a claim request in", self.dir, err) from err
 
     def take_all(self) -> list[ClaimRequest]:
-        """Take every posted request (oldest first). Only call while holding the lock."""
+        """Take every posted request (oldest first). Only call while holding the lock.
+
+        Taking is removing: a request's file is read, then removed; if the removal fails, its
+        owner withdrew it meanwhile and it is not served. A file that does not parse is being
+        written right now (it is left for the next holder) or is garbage (removed when old).
+        """
         try:
             names = [p.name for p in self.dir.iterdir()]
         except FileNotFoundError:
@@ -161,51 +174,36 @@ class Mailbox:
             raise store_error("listing", self.dir, err) from err
         taken = []
         for name in names:
-            if name.startswith("."):
+            if not name.endswith(".json") or name.startswith("."):
                 continue
             path = self.dir / name
-            if name.endswith(_TAKEN):
-                _remove_if_older(path, _TAKEN_GC_S)
-                continue
-            if not name.endswith(".json"):
-                continue
-            target = path.with_name(name + _TAKEN)
             try:
-                path.rename(target)
+                request = ClaimRequest.from_bytes(path.read_bytes())
+            except OSError:
+                continue  # withdrawn just now
+            if request is None:
+                _remove_if_older(path, _GARBAGE_S)
+                continue
+            try:
+                path.unlink()
             except FileNotFoundError:
                 continue  # withdrawn just now
             except OSError as err:
                 raise store_error("taking the request", path, err) from err
-            try:
-                request = ClaimRequest.from_bytes(target.read_bytes())
-            except OSError:
-                request = None
-            if request is None:
-                target.unlink(missing_ok=True)
-                continue
             taken.append(request)
         taken.sort(key=lambda r: (r.t, r.token))
         return taken
 
-    def settle(self, requests: Iterable[ClaimRequest]) -> None:
-        """Remove taken requests once their answers are in the journal."""
-        for request in requests:
-            with contextlib.suppress(OSError):
-                (self.dir / f"{request.token}.json{_TAKEN}").unlink()
-
     def put_back(self, requests: Sequence[ClaimRequest]) -> None:
-        """Return taken requests to the mailbox (serving them failed)."""
+        """Post taken requests again (serving them failed)."""
         for request in requests:
-            src = self.dir / f"{request.token}.json{_TAKEN}"
-            with contextlib.suppress(OSError):
-                src.rename(self.dir / f"{request.token}.json")
+            with contextlib.suppress(StoreError):
+                self.post(request)
 
     def withdraw(self, token: str) -> bool:
         """Remove a posted request; False if a holder has already taken it."""
         try:
             (self.dir / f"{token}.json").unlink()
-        except FileNotFoundError:
-            return False
         except OSError:
             return False
         return True

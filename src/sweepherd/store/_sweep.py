@@ -196,7 +196,7 @@ class SweepStore:
                     if lock.break_if_stale():
                         continue
                 if now >= deadline:
-                    if extended or self._mailbox.withdraw(token):
+                    if self._mailbox.withdraw(token) or extended:
                         raise lock.timeout_error(timeout_s)
                     # A holder took the request: its answer comes before it releases the lock.
                     deadline, extended = now + lock.stale_s, True
@@ -265,10 +265,7 @@ class SweepStore:
             self._journal.append(txn.encoded())
         except BaseException:
             self._mailbox.put_back([r for r in taken if r.token != own.token])
-            self._mailbox.settle([r for r in taken if r.token == own.token])
             raise
-        else:
-            self._mailbox.settle(taken)
         finally:
             lock.release(verified=verified)
 
