@@ -228,7 +228,7 @@ def _run_agents(root: Path, k: int, n: int) -> Figures:
 def _optuna_worker(path: str, idx: int, barrier: Any, out: Any, n_each: int, n: int) -> None:
     report: dict[str, Any] = {"trials": [], "lat": [], "errors": []}
     try:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # not its lock-wait warnings
         storage = JournalStorage(JournalFileBackend(path))
         study = optuna.load_study(
             study_name="burst", storage=storage, sampler=optuna.samplers.RandomSampler(seed=idx)
@@ -256,6 +256,7 @@ def _optuna_worker(path: str, idx: int, barrier: Any, out: Any, n_each: int, n: 
 
 
 def _run_optuna(root: Path, k: int, n: int) -> Figures:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     path = root / "optuna.log"
     optuna.create_study(study_name="burst", storage=JournalStorage(JournalFileBackend(str(path))))
     n_each = n // k

@@ -101,9 +101,8 @@ def claim_next(
             ends.remove(key)
     if answer.run is not None:
         return Claim(answer.run, None, tuple(recorded))
-    snap = store.snapshot()
-    n_running = sum(1 for r in snap.by_state(RunState.RUNNING) if r.agent != agent_id)
-    return Claim(None, answer.reason, tuple(recorded), n_running)
+    reply = answer.reply or {}
+    return Claim(None, answer.reason, tuple(recorded), int(reply.get("n_running", 0)))
 
 
 def serve_claims(
@@ -121,8 +120,7 @@ def serve_claims(
     snap = txn.snapshot
     if snap.cancelled:
         why = f": {snap.cancel_reason}" if snap.cancel_reason else ""
-        for request in requests:
-            txn.reply(request.token, f"the sweep was cancelled{why}")
+        _reply_all(txn, requests, f"the sweep was cancelled{why}")
         return
     _mark_lost(txn, store, {r.agent for r in requests}, lost_grace_s)
     snap = txn.snapshot
@@ -150,8 +148,15 @@ def serve_claims(
     rest = wanting_new[len(points) :]
     if rest:
         reason = reason or done_reason(config, list(txn.snapshot.runs.values())) or EXHAUSTED
-        for request in rest:
-            txn.reply(request.token, reason)
+        _reply_all(txn, rest, reason)
+
+
+def _reply_all(txn: Transaction, requests: Sequence[ClaimRequest], reason: str) -> None:
+    """Answer each request with no run, telling it how many runs other agents still hold."""
+    running = [r.agent for r in txn.snapshot.by_state(RunState.RUNNING)]
+    for request in requests:
+        n_running = sum(1 for agent in running if agent != request.agent)
+        txn.reply(request.token, reason, n_running=n_running)
 
 
 def _where(request: ClaimRequest) -> dict[str, Any]:

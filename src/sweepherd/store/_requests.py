@@ -132,6 +132,11 @@ class ClaimAnswer:
     run: Run | None  # the run it got
     reason: str | None  # why it got none
 
+    @property
+    def reply(self) -> dict[str, Any] | None:
+        """The ``reply`` event when the request got no run (with any extra fields)."""
+        return next((e for e in reversed(self.events) if e["e"] == "reply"), None)
+
 
 class Mailbox:
     """The ``requests/`` folder of a sweep."""

@@ -176,9 +176,12 @@ class Transaction:
         self._push(event)
         return True
 
-    def reply(self, req: str, reason: str) -> None:
-        """Answer claim request ``req`` with no run, saying why (the sweep is done...)."""
-        self._push({"e": "reply", "t": _now(), "req": req, "reason": reason})
+    def reply(self, req: str, reason: str, **info: Any) -> None:
+        """Answer claim request ``req`` with no run, saying why (the sweep is done...).
+
+        ``info`` adds fields for the requester (plain JSON values), e.g. ``n_running``.
+        """
+        self._push({"e": "reply", "t": _now(), "req": req, "reason": reason, **info})
 
     def cancel(self, reason: str | None = None) -> bool:
         """Cancel the sweep: no new runs start. False if it was already cancelled."""
