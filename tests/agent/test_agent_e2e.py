@@ -202,3 +202,34 @@ def test_an_agent_gives_up_when_its_first_runs_all_fail(
     assert "the first 5 runs of this agent all failed" in log
     assert "Traceback" not in log
     assert len(_runs(store)) == 5  # it stopped burning through the grid
+
+
+def test_the_agent_publishes_the_metric_while_the_run_goes(
+    make_sweep: SweepFactory, start_agent, tmp_path: Path
+) -> None:
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import time, sweepherd\n"
+        "for i in range(3):\n"
+        "    sweepherd.log({'loss': 10.0 - i})\n"
+        "    time.sleep(0.4)\n"
+        "time.sleep(60)\n"
+    )
+    store = make_sweep({"x": {"value": 1}}, program="slow.py")
+    agent = start_agent(store, "-q", "--stop-grace", "2", *FAST[:4])
+    live = None
+
+    def three_values() -> bool:
+        nonlocal live
+        paths = list((store.path / "runs").glob("*/live.json"))
+        if not paths:
+            return False
+        live = json.loads(paths[0].read_text())
+        return live["n"] == 3
+
+    wait_for(three_values, what="three values in live.json")
+    assert live is not None
+    assert live["history"] == [10.0, 9.0, 8.0] and live["last"] == 8.0
+    assert _runs(store)[0].state is RunState.RUNNING  # seen before the run ended
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(timeout=30) == 75

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
 import select
@@ -38,8 +39,12 @@ from sweepherd.agent._trial import StopCause, Trial, pidfd_for, spawn
 from sweepherd.errors import AgentError, StoreError, SweepherdError
 from sweepherd.runs import Run, RunState
 from sweepherd.store import RunResult, SweepStore
+from sweepherd.store._files import write_atomic
 
 log = logging.getLogger("sweepherd.agent")
+
+#: The file in a run folder where the agent publishes the run's metric while it runs.
+LIVE_FILE = "live.json"
 
 #: Exit status of an agent that stopped because it was signalled (preemption, time limit,
 #: Ctrl-C) while the sweep still had work: "requeue me" (EX_TEMPFAIL).
@@ -282,7 +287,8 @@ class Agent:
                     continue
             del self._trials[index]
             trial.close()
-            trial.metrics.update()  # what was written up to the end
+            if trial.metrics.update():  # what was written up to the end
+                self._publish_live(trial)
             result = self._judge(trial, code)
             if result is not None:
                 self._pending.append(result)
@@ -380,7 +386,8 @@ class Agent:
     def _poll(self) -> None:
         """Periodic work: live metrics, and what other processes wrote to the journal."""
         for trial in self._trials.values():
-            trial.metrics.update()
+            if trial.metrics.update():
+                self._publish_live(trial)
         if not self._trials:
             return
         try:
@@ -397,6 +404,30 @@ class Agent:
             ):
                 log.warning("run %s was taken over by another attempt; stopping", trial.run.id)
                 trial.request_stop(StopCause.SUPERSEDED, self.opts.stop_grace_s)
+
+    def _publish_live(self, trial: Trial) -> None:
+        """Write ``runs/<id>/live.json``: the metric as this agent sees it while the run goes.
+
+        Small and rewritten atomically, so ``watch`` and other agents read one tiny file instead
+        of parsing the run's logs. Holds the metric's history in log order (what hyperband
+        decides on), its latest value, and the number of values seen.
+        """
+        name = self.config.metric.name if self.config.metric else None
+        history = trial.metrics.metric_history(name) if name else []
+        doc = {
+            "run": trial.run.id,
+            "attempt": trial.run.attempt,
+            "metric": name,
+            "n": len(history),
+            "last": trial.metrics.metric_value(name) if name else None,
+            "history": history,
+            "t": time.time(),
+        }
+        try:
+            data = json.dumps(doc, separators=(",", ":")).encode()
+            write_atomic(self.store.run_dir(trial.run.id) / LIVE_FILE, data, durable=False)
+        except StoreError as exc:
+            log.warning("could not write live metrics of %s: %s", trial.run.id, exc)
 
     def _may_exit(self) -> bool:
         """True when nothing this agent could run may still appear.
