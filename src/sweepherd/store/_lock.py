@@ -146,8 +146,10 @@ class JournalLock:
         self.min_wait_s = min_wait_s
         self.max_wait_s = max_wait_s
         self.stale_check_s = stale_check_s
+        self._path_str = os.fspath(path)
         self._break_path = path.with_name(path.name + ".break")
         self._owner: LockOwner | None = None
+        self._token: str | None = None
         #: How many stale locks this instance broke (for tests and diagnostics).
         self.n_broken = 0
 
@@ -228,20 +230,24 @@ class JournalLock:
     # -- internals -----------------------------------------------------------------------------
 
     def _try_create(self) -> bool:
+        # One token per attempt series: a failed exclusive create costs one syscall, no more.
+        if self._token is None:
+            self._token = secrets.token_hex(8)
+        try:
+            fd = os.open(self._path_str, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as err:
+            raise store_error("creating the lock file", self.path, err) from err
         owner = LockOwner(
             host=HOST,
             boot=BOOT_ID,
             pid=os.getpid(),
             agent=self.agent,
-            token=secrets.token_hex(8),
+            token=self._token,
             t=time.time(),
         )
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            return False
-        except OSError as err:
-            raise store_error("creating the lock file", self.path, err) from err
+        self._token = None  # the next acquisition gets a new token
         data = owner.to_bytes()
         try:
             if os.write(fd, data) != len(data):
