@@ -1,0 +1,172 @@
+"""`sweepherd run` through the real command: a sweep here, and every kind of bad input.
+
+Each bad input must give one clear `error:` line (a config error adds one line per problem),
+no traceback unless --debug, a non-zero exit status, and lose nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from support.agents import marks, wait_for, write_trial
+from sweepherd.errors import ExitStatus
+from sweepherd.runs import RunState
+from sweepherd.store import list_sweeps, open_sweep
+
+
+def sweepherd(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sweepherd", *args],
+        check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def write_config(folder: Path, **raw: object) -> Path:
+    config = {
+        "program": "trial.py",
+        "method": "grid",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"values": [1, 2, 3]}},
+        **raw,
+    }
+    path = folder / "sweep.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def assert_one_error(result: subprocess.CompletedProcess[str], status: ExitStatus) -> str:
+    assert result.returncode == status, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    write_trial(tmp_path)
+    return tmp_path
+
+
+def test_a_sweep_runs_here_and_reports_the_best(project: Path) -> None:
+    write_config(project)
+    result = sweepherd("run", "sweep.yaml", "--agents", "2", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "Created sweep" in result.stdout
+    assert "done: 3 runs" in result.stdout
+    (store,) = list_sweeps(project / "sweeps")
+    runs = list(store.snapshot().runs.values())
+    assert sorted(r.metric for r in runs) == [1.0, 4.0, 9.0]
+    assert "best" in result.stdout and f"{store.sweep_id}-" in result.stdout
+
+
+def test_an_invalid_config_lists_every_problem_and_creates_nothing(project: Path) -> None:
+    write_config(
+        project,
+        method="grdi",
+        parameters={"lr": {"min": 1.0, "max": 0.1}, "bad name!": {"value": 1}},
+    )
+    result = sweepherd("run", "sweep.yaml", cwd=project)
+    line = assert_one_error(result, ExitStatus.CONFIG)
+    assert "3 problems" in line or "problems" in line
+    assert "method" in result.stderr
+    assert "parameters.lr" in result.stderr
+    assert "bad name!" in result.stderr
+    assert not (project / "sweeps").exists()
+
+
+def test_debug_shows_the_traceback(project: Path) -> None:
+    write_config(project, method="grdi")
+    result = sweepherd("--debug", "run", "sweep.yaml", cwd=project)
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
+
+
+def test_a_missing_program_is_caught_before_the_sweep_is_created(project: Path) -> None:
+    write_config(project, program="nope.py")
+    line = assert_one_error(sweepherd("run", "sweep.yaml", cwd=project), ExitStatus.CONFIG)
+    assert "'nope.py' was not found" in line
+    assert not (project / "sweeps").exists()
+
+
+def test_a_missing_config_file(project: Path) -> None:
+    line = assert_one_error(sweepherd("run", "absent.yaml", cwd=project), ExitStatus.CONFIG)
+    assert "absent.yaml" in line
+
+
+def test_a_failing_command_fails_the_sweep_and_keeps_its_output(project: Path) -> None:
+    write_config(project, parameters={"x": {"values": [1, 2]}, "exit_code": {"value": 3}})
+    line = assert_one_error(sweepherd("run", "sweep.yaml", cwd=project), ExitStatus.RUNS)
+    assert "2 of 2 runs failed" in line
+    assert "exit status 3" in line
+    (store,) = list_sweeps(project / "sweeps")
+    runs = list(store.snapshot().runs.values())
+    assert [r.state for r in runs] == [RunState.FAILED, RunState.FAILED]
+    for run in runs:
+        assert "failing on purpose" in (store.path / "runs" / run.id / "stderr.log").read_text()
+
+
+def test_a_metric_never_logged_is_an_error_naming_the_metric(project: Path) -> None:
+    write_config(project, parameters={"x": {"values": [1, 2]}, "no_metric": {"value": True}})
+    line = assert_one_error(sweepherd("run", "sweep.yaml", cwd=project), ExitStatus.RUNS)
+    assert "without logging the metric 'loss'" in line
+    (store,) = list_sweeps(project / "sweeps")
+    assert all(r.state is RunState.FINISHED for r in store.snapshot().runs.values())
+
+
+def test_a_sweep_that_does_not_exist(project: Path) -> None:
+    for command in ("status", "agent", "best", "cancel"):
+        line = assert_one_error(sweepherd(command, "nosuchsweep", cwd=project), ExitStatus.STORE)
+        assert "nosuchsweep" in line
+
+
+@pytest.fixture
+def read_only_root(tmp_path: Path):
+    root = tmp_path / "ro"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(root)], check=True)
+    subprocess.run(["mount", "-o", "remount,ro", str(root)], check=True)
+    yield root
+    subprocess.run(["umount", str(root)], check=True)
+
+
+def test_an_unwritable_sweep_folder(project: Path, read_only_root: Path) -> None:
+    write_config(project)
+    result = sweepherd("run", "sweep.yaml", "--dir", str(read_only_root), cwd=project)
+    line = assert_one_error(result, ExitStatus.STORE)
+    assert str(read_only_root) in line
+    assert list(read_only_root.iterdir()) == []
+
+
+def test_ctrl_c_stops_gracefully_and_the_runs_resume(project: Path) -> None:
+    write_config(project, parameters={"x": {"values": [1, 2]}, "sleep_first_s": {"value": 60}})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweepherd", "run", "sweep.yaml", "--agents", "2"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    wait_for(lambda: len(marks(project)) == 2, what="both trials started")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitStatus.INTERRUPTED, err
+    assert "resume with: sweepherd agent" in out
+    (store,) = list_sweeps(project / "sweeps")
+    assert [r.state for r in store.snapshot().runs.values()] == [RunState.PREEMPTED] * 2
+    result = sweepherd("agent", str(store.path), "-q", cwd=project)
+    assert result.returncode == 0, result.stderr
+    runs = list(open_sweep(store.path, project).snapshot().runs.values())
+    assert [(r.state, r.attempt) for r in runs] == [(RunState.FINISHED, 2)] * 2
