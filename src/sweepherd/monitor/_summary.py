@@ -112,3 +112,71 @@ def run_as_dict(run: Run) -> dict[str, object]:
         "reason": run.reason,
         "summary": dict(run.summary),
     }
+
+
+#: What ``sweep_state`` may say, for ``sweepherd ls`` and the live view's header.
+SWEEP_STATES = ("empty", "running", "paused", "done", "cancelled")
+
+
+def sweep_state(config: SweepConfig, runs: Sequence[Run], cancelled: bool) -> str:
+    """Where a sweep is, in one word.
+
+    - ``cancelled``: ``sweepherd cancel`` was run (runs may still be stopping);
+    - ``empty``: no run was ever claimed;
+    - ``running``: a run is in flight;
+    - ``done``: nothing is in flight or waiting, and no new run may start: the grid is
+      exhausted, ``run_cap`` is reached, or a run met ``metric.target``;
+    - ``paused``: none of the above: runs remain (or wait to resume) but nothing runs, so an
+      agent has to be started (random and bayes search without ``run_cap`` never end by
+      themselves and show as paused when no agent works on them).
+    """
+    if cancelled:
+        return "cancelled"
+    if not runs:
+        return "empty"
+    prog = progress(config, runs)
+    if prog.n_running:
+        return "running"
+    if prog.n_waiting:
+        return "paused"
+    from sweepherd.search import done_reason
+
+    if done_reason(config, runs) is not None:
+        return "done"
+    if prog.expected is not None and prog.n_done >= prog.expected:
+        return "done"
+    return "paused"
+
+
+def throughput_per_min(runs: Iterable[Run], now: float, window_s: float = 900.0) -> float | None:
+    """Runs ended per minute over the last ``window_s`` seconds (or since the sweep started).
+
+    None until a run has ended in the window: there is nothing to extrapolate from.
+    """
+    ends: list[float] = []
+    first_start: float | None = None
+    for run in runs:
+        if run.created_at is not None:
+            first_start = (
+                run.created_at if first_start is None else min(first_start, run.created_at)
+            )
+        if run.state.is_terminal and run.ended_at is not None and run.ended_at >= now - window_s:
+            ends.append(run.ended_at)
+    if not ends or first_start is None:
+        return None
+    span_s = now - max(now - window_s, first_start)
+    if span_s <= 0:
+        return None
+    return len(ends) / span_s * 60.0
+
+
+def eta_s(prog: Progress, runs_per_min: float | None) -> float | None:
+    """Seconds until the expected number of runs is done at ``runs_per_min``; None if unknown."""
+    if prog.expected is None:
+        return None
+    left = prog.expected - prog.n_done
+    if left <= 0:
+        return 0.0
+    if not runs_per_min:
+        return None
+    return left / runs_per_min * 60.0

@@ -1,0 +1,193 @@
+"""A run's metric as it is logged, read live from the run folder.
+
+A script reports through ``sweepherd.log`` (``runs/<id>/metrics.jsonl``) or through wandb (the
+transaction log ``runs/<id>/wandb/offline-run-*/run-<id>.wandb``). :class:`RunMetricFollower`
+follows both incrementally (stat before read; see :mod:`sweepherd.monitor._follow`) and keeps
+the latest value of the sweep's metric, and its whole history when asked (for plots).
+
+When a script logs the metric through both channels, the history of the channel with more
+points is used (they would otherwise count every step twice); the latest value is whichever
+channel logged last.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sweepherd.monitor._follow import IoStats, JsonLinesFollower
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One logged value of a metric: its step (``_step``, or the row's index) and value."""
+
+    step: float
+    value: float
+
+
+def number(value: Any) -> float | None:
+    """A finite float from a logged value (numbers, and numeric strings such as ``"0.5"``)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        f = float(value)
+    elif isinstance(value, str):
+        try:
+            f = float(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return f if math.isfinite(f) else None
+
+
+def lookup(values: Mapping[str, Any], name: str) -> Any:
+    """``values[name]``; a dotted name also finds wandb's ``/``-joined nested key."""
+    if name in values:
+        return values[name]
+    return values.get(name.replace(".", "/"))
+
+
+@functools.cache
+def wandb_installed() -> bool:
+    """Whether the wandb package (needed to decode its transaction logs) is importable."""
+    return importlib.util.find_spec("wandb") is not None
+
+
+class _Channel:
+    """The metric's points as read from one channel."""
+
+    def __init__(self) -> None:
+        self.points: list[MetricPoint] = []
+        self.latest: float | None = None
+        self.n_rows = 0
+
+
+class RunMetricFollower:
+    """Follows one run's metric in its folder; :meth:`poll` reads what is new.
+
+    Args:
+        run_dir: the run's folder (``runs/<id>``; the trial's ``WANDB_DIR``).
+        run_id: the run id (names the wandb log file).
+        metric: the metric's name; None follows only the number of logged rows.
+        stats: where the file accesses are counted.
+        keep_history: keep every point (plots), not just the latest value (the live view).
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        run_id: str,
+        metric: str | None,
+        stats: IoStats | None = None,
+        *,
+        keep_history: bool = False,
+    ) -> None:
+        self.run_dir = run_dir
+        self.run_id = run_id
+        self.metric = metric
+        self.stats = stats if stats is not None else IoStats()
+        self.keep_history = keep_history
+        self._jsonl = JsonLinesFollower(run_dir / "metrics.jsonl", self.stats)
+        self._json_channel = _Channel()
+        self._wandb_channel = _Channel()
+        self._wandb_dir_mtime: int | None = None
+        self._wandb_logs: dict[Path, Any] = {}  # path -> TransactionLogReader
+        self._wandb_sizes: dict[Path, int] = {}
+        self.latest: float | None = None
+        self.n_wandb_errors = 0
+
+    @property
+    def n_rows(self) -> int:
+        """Rows (logged steps) seen so far, in the channel that logged more."""
+        return max(self._json_channel.n_rows, self._wandb_channel.n_rows)
+
+    @property
+    def history(self) -> list[MetricPoint]:
+        """The metric's logged points in log order (with ``keep_history``)."""
+        a, b = self._json_channel.points, self._wandb_channel.points
+        return list(a if len(a) >= len(b) else b)
+
+    def poll(self) -> bool:
+        """Read what is new in every channel; True if a row arrived."""
+        new = self._poll_jsonl()
+        if wandb_installed():
+            new = self._poll_wandb() or new
+        return new
+
+    def _add(self, channel: _Channel, values: Mapping[str, Any], step: Any) -> None:
+        channel.n_rows += 1
+        if self.metric is None:
+            return
+        value = number(lookup(values, self.metric))
+        if value is None:
+            return
+        channel.latest = self.latest = value
+        if self.keep_history:
+            s = number(step)
+            channel.points.append(MetricPoint(len(channel.points) if s is None else s, value))
+
+    def _poll_jsonl(self) -> bool:
+        rows = self._jsonl.read_new()
+        if self._jsonl.file.restarted:
+            self._json_channel = _Channel()
+        for row in rows:
+            self._add(self._json_channel, row, row.get("_step"))
+        return bool(rows)
+
+    def _poll_wandb(self) -> bool:
+        from sweepherd.errors import WandbError
+        from sweepherd.wandb import HistoryRow, SummaryUpdate, TransactionLogReader, find_run_logs
+
+        wandb_dir = self.run_dir / "wandb"
+        self.stats.n_stat += 1
+        try:
+            mtime = wandb_dir.stat().st_mtime_ns
+        except OSError:
+            return False
+        if mtime != self._wandb_dir_mtime:  # a new offline-run-* folder (a new attempt)
+            self._wandb_dir_mtime = mtime
+            for path in find_run_logs(self.run_dir, self.run_id):
+                if path not in self._wandb_logs:
+                    self._wandb_logs[path] = TransactionLogReader(path)
+        new = False
+        for path, reader in self._wandb_logs.items():
+            self.stats.n_stat += 1
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            if size == self._wandb_sizes.get(path):
+                continue
+            before = reader.offset
+            self._wandb_sizes[path] = size
+            try:
+                events = reader.read_new()
+            except WandbError:
+                self.n_wandb_errors += 1
+                continue
+            self.stats.n_open += 1
+            self.stats.n_bytes += max(0, size - before)
+            for event in events:
+                if isinstance(event, HistoryRow):
+                    step = event.step if event.step is not None else event.values.get("_step")
+                    self._add(self._wandb_channel, event.values, step)
+                    new = True
+                elif isinstance(event, SummaryUpdate) and self.metric is not None:
+                    value = number(lookup(event.values, self.metric))
+                    if value is not None:  # the script set the summary itself
+                        self._wandb_channel.latest = self.latest = value
+        return new
+
+
+def load_history(run_dir: Path, run_id: str, metric: str) -> list[MetricPoint]:
+    """Every logged point of ``metric`` in a run's folder (both channels; see the module)."""
+    follower = RunMetricFollower(run_dir, run_id, metric, keep_history=True)
+    follower.poll()
+    return follower.history
