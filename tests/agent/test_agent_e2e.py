@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -233,3 +235,72 @@ def test_the_agent_publishes_the_metric_while_the_run_goes(
     assert _runs(store)[0].state is RunState.RUNNING  # seen before the run ended
     agent.send_signal(signal.SIGTERM)
     assert agent.wait(timeout=30) == 75
+
+
+def _fill(folder: Path) -> Path:
+    """Fill the filesystem of ``folder`` completely; return the filler file."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (65536, 4096, 1):
+            while True:
+                try:
+                    os.write(fd, b"\0" * size)
+                except OSError:
+                    break
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_result_written_while_the_disk_is_full_is_kept_and_written_later(
+    tmp_path: Path, start_agent
+) -> None:
+    from sweepherd.config import parse_config
+    from sweepherd.store import create_sweep
+
+    # The trial logs its metric first, then writes nothing while the disk is full.
+    (tmp_path / "quiet.py").write_text(
+        "import os, time, sweepherd\n"
+        "p = sweepherd.params()\n"
+        "os.makedirs('marks', exist_ok=True)\n"
+        "open(f\"marks/{os.environ['SWEEPHERD_RUN_ID']}.{os.environ['SWEEPHERD_ATTEMPT']}.0\","
+        " 'w').close()\n"
+        "sweepherd.log({'loss': p['x'] ** 2})\n"
+        "time.sleep(1.5)\n"
+    )
+    root = tmp_path / "small"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(root)], check=True)
+    agent = None
+    try:
+        config = parse_config(
+            {
+                "program": "quiet.py",
+                "method": "grid",
+                "metric": {"name": "loss", "goal": "minimize"},
+                "parameters": {"x": {"values": [2, 3]}},
+            }
+        )
+        store = create_sweep(root, config, extra_meta={"workdir": str(tmp_path)})
+        agent = start_agent(store, "-q", *FAST)
+        wait_for(lambda: len(marks(tmp_path)) == 1, what="the first trial started")
+        filler = _fill(root)
+        journal = store.path / "journal.jsonl"
+        time.sleep(3)  # the trial has ended; its result cannot be written
+        assert '"e":"end"' not in journal.read_text()
+        assert agent.poll() is None  # the agent waits, holding the result
+        filler.unlink()
+        assert agent.wait(timeout=60) == 0
+        runs = _runs(store)
+        assert [(r.state, r.metric) for r in runs] == [
+            (RunState.FINISHED, 4.0),
+            (RunState.FINISHED, 9.0),
+        ]
+        assert max(_end_events(store).values()) == 1
+        assert Counter(run_id for run_id, _ in marks(tmp_path)) == {r.id: 1 for r in runs}
+    finally:
+        if agent is not None and agent.poll() is None:
+            agent.kill()
+            agent.wait()
+        subprocess.run(["umount", str(root)], check=True)

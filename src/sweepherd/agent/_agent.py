@@ -127,6 +127,7 @@ class Agent:
         self._store_retry_s = 0.5
         self._last_poll = 0.0
         self._hb_stop = threading.Event()
+        self._hb_failing = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -525,7 +526,13 @@ class Agent:
                 runs=[t.run.id for t in list(self._trials.values())],
             )
         except StoreError as exc:
-            log.warning("could not write the heartbeat: %s", exc)
+            if not self._hb_failing:  # once per outage, not every beat
+                log.warning("could not write the heartbeat (will keep trying): %s", exc)
+            self._hb_failing = True
+        else:
+            if self._hb_failing:
+                log.warning("the heartbeat is written again")
+            self._hb_failing = False
 
     def _register(self, event: str) -> None:
         with self.store.transaction(agent=self.id) as txn:
