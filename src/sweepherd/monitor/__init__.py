@@ -7,10 +7,26 @@ is the loop that draws frames.
 """
 
 from sweepherd.monitor._collect import WatchCollector
-from sweepherd.monitor._follow import FileFollower, IoStats, JsonLinesFollower, tail_lines
+from sweepherd.monitor._export import (
+    FORMATS,
+    ExportTable,
+    export_table,
+    write_csv,
+    write_json,
+    write_parquet,
+)
+from sweepherd.monitor._follow import (
+    ChangeWatcher,
+    FileFollower,
+    IoStats,
+    JsonLinesFollower,
+    tail_lines,
+)
 from sweepherd.monitor._history import MetricPoint, RunMetricFollower, load_history
 from sweepherd.monitor._live import ProgressView
+from sweepherd.monitor._logs import attempt_slice, follow_log, log_path, resolve_run
 from sweepherd.monitor._model import Failure, InFlight, WatchModel
+from sweepherd.monitor._overview import SweepOverview, overview, overview_table
 from sweepherd.monitor._render import best_table, failures_text, progress_text, runs_table
 from sweepherd.monitor._slurm import (
     JobQuery,
@@ -40,8 +56,11 @@ from sweepherd.monitor._watch import MIN_INTERVAL_S, ViewLimits, WatchResult, wa
 from sweepherd.monitor._watch_view import ended_lines, plain_report, render_watch, status_line
 
 __all__ = [
+    "FORMATS",
     "MIN_INTERVAL_S",
     "SWEEP_STATES",
+    "ChangeWatcher",
+    "ExportTable",
     "Failure",
     "FileFollower",
     "InFlight",
@@ -55,25 +74,33 @@ __all__ = [
     "SlurmJobRow",
     "SlurmPanel",
     "SlurmReading",
+    "SweepOverview",
     "ViewLimits",
     "WatchCollector",
     "WatchModel",
     "WatchResult",
     "ask_slurm",
+    "attempt_slice",
     "best_runs",
     "best_table",
     "count_states",
     "ended_lines",
     "eta_s",
     "expected_runs",
+    "export_table",
     "failures_text",
+    "follow_log",
     "grid_size",
     "join_jobs",
     "load_history",
+    "log_path",
+    "overview",
+    "overview_table",
     "plain_report",
     "progress",
     "progress_text",
     "render_watch",
+    "resolve_run",
     "run_as_dict",
     "runs_table",
     "slurm_panel",
@@ -84,4 +111,7 @@ __all__ = [
     "throughput_per_min",
     "watch",
     "without_metric",
+    "write_csv",
+    "write_json",
+    "write_parquet",
 ]

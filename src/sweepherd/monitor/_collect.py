@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 
-from sweepherd.monitor._follow import IoStats, tail_lines
+from sweepherd.monitor._follow import ChangeWatcher, IoStats, tail_lines
 from sweepherd.monitor._history import RunMetricFollower
 from sweepherd.monitor._model import Failure, InFlight, WatchModel
 from sweepherd.monitor._slurm import (
@@ -76,7 +76,7 @@ class WatchCollector:
         self.stats = IoStats()
         self.n_journal_reads = 0
         self.n_slurm_queries = 0
-        self._journal_key: tuple[int, int, int] | None = None
+        self._journal = ChangeWatcher(store.journal_path, self.stats)
         self._snapshot: Snapshot | None = None
         self._followers: dict[str, RunMetricFollower] = {}
         self._stderr: dict[tuple[str, int], tuple[str, ...]] = {}
@@ -123,15 +123,8 @@ class WatchCollector:
     # -- the journal ---------------------------------------------------------------------------
 
     def _read_journal(self) -> Snapshot:
-        self.stats.n_stat += 1
-        try:
-            st = self.store.journal_path.stat()
-            key: tuple[int, int, int] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
-        except OSError:
-            key = None  # let the store raise its own clear error
-        if self._snapshot is None or key is None or key != self._journal_key:
+        if self._snapshot is None or self._journal.changed():
             self._snapshot = self.store.snapshot()
-            self._journal_key = key
             self.n_journal_reads += 1
         return self._snapshot
 

@@ -42,15 +42,6 @@ class FileFollower:
         self.restarted = False  # the last read started over (truncated or replaced file)
         self._inode: int | None = None
 
-    def changed(self) -> bool:
-        """Whether the file's size or identity differs from what was read (one ``stat``)."""
-        self.stats.n_stat += 1
-        try:
-            st = self.path.stat()
-        except OSError:
-            return False
-        return st.st_size != self.offset or (self._inode is not None and st.st_ino != self._inode)
-
     def read_new(self) -> bytes:
         """The bytes appended since the last call (``b""`` when nothing changed or no file)."""
         self.restarted = False
@@ -74,6 +65,32 @@ class FileFollower:
         self.offset += len(data)
         self.stats.n_bytes += len(data)
         return data
+
+
+class ChangeWatcher:
+    """Tells whether a file changed (identity, size or mtime) since the last call: one ``stat``.
+
+    The first call says True (nothing was seen yet); a missing file counts as changed, so the
+    caller reads it and meets the real error.
+    """
+
+    def __init__(self, path: Path, stats: IoStats | None = None) -> None:
+        self.path = path
+        self.stats = stats if stats is not None else IoStats()
+        self._key: tuple[int, int, int] | None = None
+
+    def changed(self) -> bool:
+        self.stats.n_stat += 1
+        try:
+            st = self.path.stat()
+        except OSError:
+            self._key = None
+            return True
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if key == self._key:
+            return False
+        self._key = key
+        return True
 
 
 class JsonLinesFollower:
