@@ -104,11 +104,12 @@ class RunMetrics:
 
     def metric_history(self, name: str) -> list[float]:
         """The numeric values of ``name`` in log order (non-numbers skipped)."""
-        return [v for v in (_number(x) for x in self.history.get(name, [])) if v is not None]
+        values = self.history.get(_resolve(name, self.history), [])
+        return [v for v in (_number(x) for x in values) if v is not None]
 
     def metric_value(self, name: str) -> float | None:
         """The run's result for ``name``: its summary value, as W&B would use it."""
-        return _number(self.summary.get(name))
+        return _number(self.summary.get(_resolve(name, self.summary)))
 
     def plain_summary(self) -> dict[str, Any]:
         """The summary without wandb's internal keys and with JSON-safe scalar values."""
@@ -121,6 +122,16 @@ class RunMetrics:
             elif isinstance(value, (int, float, str, bool)) or value is None:
                 out[key] = value
         return out
+
+
+def _resolve(name: str, keys: Mapping[str, Any]) -> str:
+    """``val.loss`` is ``val/loss`` when only that exists: wandb's transaction log names a
+    metric logged as ``{"val": {"loss": x}}`` with ``/``, while W&B users write it dotted.
+    """
+    if name in keys or "." not in name:
+        return name
+    slashed = name.replace(".", "/")
+    return slashed if slashed in keys else name
 
 
 def _number(value: Any) -> float | None:
