@@ -49,6 +49,7 @@ import random
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -163,12 +164,17 @@ class JournalLock:
         """This instance's owner record while it holds the lock."""
         return self._owner
 
-    def acquire(self, timeout_s: float) -> None:
-        """Take the lock, waiting at most ``timeout_s``; :class:`LockTimeoutError` if not."""
+    def acquire(self, timeout_s: float, *, wait: Callable[[float], None] | None = None) -> None:
+        """Take the lock, waiting at most ``timeout_s``; :class:`LockTimeoutError` if not.
+
+        ``wait(seconds)`` sleeps between attempts (default :func:`time.sleep`); a waiter that
+        returns early when the lock file is removed hands the lock over faster.
+        """
         start = time.monotonic()
         deadline = start + timeout_s
         delay = self.min_wait_s
         next_check = start + self.stale_check_s
+        sleep = wait or time.sleep
         while True:
             if self.try_acquire():
                 return
@@ -179,7 +185,7 @@ class JournalLock:
                     continue  # gone or broken: try again at once
             if now >= deadline:
                 raise self.timeout_error(timeout_s)
-            time.sleep(min(delay * random.uniform(0.5, 1.5), deadline - now))
+            sleep(min(delay * random.uniform(0.5, 1.5), deadline - now))
             delay = min(delay * 2.0, self.max_wait_s)
 
     def try_acquire(self) -> bool:

@@ -48,6 +48,7 @@ from sweepherd.store._journal import Journal, JournalReader, encode_event, parse
 from sweepherd.store._lock import DEFAULT_STALE_S, JournalLock
 from sweepherd.store._requests import ClaimAnswer, ClaimRequest, Mailbox
 from sweepherd.store._transaction import Transaction
+from sweepherd.store._wake import ChangeWaiter
 
 if TYPE_CHECKING:
     from sweepherd.config import SweepConfig
@@ -144,7 +145,9 @@ class SweepStore:
         :class:`StoreError` when the append fails (disk full): the journal is left as it was.
         """
         lock = JournalLock(self.lock_path, agent=agent, stale_s=self.lock_stale_s)
-        lock.acquire(timeout_s)
+        if not lock.try_acquire():
+            with ChangeWaiter(self.path, self.journal_path) as waiter:
+                lock.acquire(timeout_s, wait=waiter.wait)
         verified = False
         try:
             with self._mutex:
@@ -186,8 +189,10 @@ class SweepStore:
         next_check = start + lock.stale_check_s
         delay = lock.min_wait_s
         extended = False
+        waiter: ChangeWaiter | None = None
         try:
             self._mailbox.post(request)
+            waiter = ChangeWaiter(self.path, self.journal_path)
             while True:
                 events = self._answer(token)
                 if events is not None:
@@ -205,9 +210,11 @@ class SweepStore:
                         raise lock.timeout_error(timeout_s)
                     # A holder took the request: its answer comes before it releases the lock.
                     deadline, extended = now + lock.stale_s, True
-                time.sleep(min(delay * random.uniform(0.5, 1.5), max(deadline - now, 0.0)))
+                waiter.wait(min(delay * random.uniform(0.5, 1.5), max(deadline - now, 0.0)))
                 delay = min(delay * 2.0, lock.max_wait_s)
         finally:
+            if waiter is not None:
+                waiter.close()
             with self._mutex:
                 self._waiting.pop(token, None)
 
