@@ -1,0 +1,61 @@
+"""A user's training script that uses wandb as W&B's own examples do, and knows no sweepherd.
+
+Its ``mode`` parameter picks a behaviour for the agent tests:
+
+- ``ok``: logs ``val_loss`` every epoch and ends normally;
+- ``summary``: the same, then sets ``wandb.summary["val_loss"]`` to the best value;
+- ``crash``: logs one epoch, then raises;
+- ``silent``: logs only ``train_loss``, never the sweep's metric;
+- ``selfkill``: logs, waits for the log to be flushed, then kills itself with SIGKILL;
+- ``wait``: logs every epoch, then waits until the file ``release-<run id>`` appears in its
+  working directory (so a test can look at the run while it is still going);
+- ``nested``: logs ``{"val": {"loss": ...}}`` (wandb stores it as ``val/loss``).
+
+Every mode prints ``CONFIG <json>`` (the ``wandb.config`` it got) and writes its pid to
+``pid-<run id>`` in its working directory.
+"""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import wandb
+
+DEFAULTS = {
+    "lr": 0.001,
+    "epochs": 3,
+    "mode": "ok",
+    "optimizer": {"name": "sgd", "momentum": 0.0, "nesterov": False},
+    "untouched": "default",
+}
+
+run = wandb.init(config=DEFAULTS)
+config = wandb.config
+Path(f"pid-{run.id}").write_text(str(os.getpid()))
+print("CONFIG " + json.dumps(dict(config), sort_keys=True), flush=True)
+
+mode = config.mode
+losses = [config.lr * (config.epochs - epoch) for epoch in range(config.epochs)]
+for epoch, loss in enumerate(losses):
+    if mode == "silent":
+        wandb.log({"epoch": epoch, "train_loss": loss})
+    elif mode == "nested":
+        wandb.log({"epoch": epoch, "val": {"loss": loss}})
+    else:
+        wandb.log({"epoch": epoch, "val_loss": loss})
+    if mode == "crash":
+        raise RuntimeError(f"boom in epoch {epoch}")
+
+if mode == "summary":
+    wandb.summary["val_loss"] = -1.0
+elif mode == "selfkill":
+    time.sleep(4)  # the agent makes wandb flush its log every 2 s
+    print("killing myself", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+elif mode == "wait":
+    release = Path(f"release-{run.id}")
+    while not release.exists():
+        time.sleep(0.1)
+run.finish()
