@@ -12,7 +12,9 @@ from sweepherd.cli._common import sweep_argument
 
 @click.command()
 @sweep_argument
-@click.option("-n", "n", type=int, default=5, show_default=True, help="How many runs.")
+@click.option(
+    "-n", "n", type=click.IntRange(min=1), default=5, show_default=True, help="How many runs."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def best(sweep: str, root: Path, n: int, as_json: bool) -> None:
     """Show SWEEP's best runs by its metric, best first, with their parameters."""

@@ -15,6 +15,16 @@ from sweepherd.monitor._export import (
     write_json,
     write_parquet,
 )
+from sweepherd.monitor._figures import (
+    BestSoFarPoint,
+    ParallelAxis,
+    best_so_far,
+    best_so_far_figure,
+    curves_figure,
+    importance_figure,
+    parallel_axes,
+    parallel_figure,
+)
 from sweepherd.monitor._follow import (
     ChangeWatcher,
     FileFollower,
@@ -23,10 +33,12 @@ from sweepherd.monitor._follow import (
     tail_lines,
 )
 from sweepherd.monitor._history import MetricPoint, RunMetricFollower, load_history
+from sweepherd.monitor._importance import ImportanceResult, ParamImportance, param_importance
 from sweepherd.monitor._live import ProgressView
 from sweepherd.monitor._logs import attempt_slice, follow_log, log_path, resolve_run
 from sweepherd.monitor._model import Failure, InFlight, WatchModel
 from sweepherd.monitor._overview import SweepOverview, overview, overview_table
+from sweepherd.monitor._plot import PICTURES, PlotReport, report_html, sweep_figures, write_plots
 from sweepherd.monitor._render import best_table, failures_text, progress_text, runs_table
 from sweepherd.monitor._slurm import (
     JobQuery,
@@ -58,16 +70,22 @@ from sweepherd.monitor._watch_view import ended_lines, plain_report, render_watc
 __all__ = [
     "FORMATS",
     "MIN_INTERVAL_S",
+    "PICTURES",
     "SWEEP_STATES",
+    "BestSoFarPoint",
     "ChangeWatcher",
     "ExportTable",
     "Failure",
     "FileFollower",
+    "ImportanceResult",
     "InFlight",
     "IoStats",
     "JobQuery",
     "JsonLinesFollower",
     "MetricPoint",
+    "ParallelAxis",
+    "ParamImportance",
+    "PlotReport",
     "Progress",
     "ProgressView",
     "RunMetricFollower",
@@ -82,8 +100,11 @@ __all__ = [
     "ask_slurm",
     "attempt_slice",
     "best_runs",
+    "best_so_far",
+    "best_so_far_figure",
     "best_table",
     "count_states",
+    "curves_figure",
     "ended_lines",
     "eta_s",
     "expected_runs",
@@ -91,20 +112,26 @@ __all__ = [
     "failures_text",
     "follow_log",
     "grid_size",
+    "importance_figure",
     "join_jobs",
     "load_history",
     "log_path",
     "overview",
     "overview_table",
+    "parallel_axes",
+    "parallel_figure",
+    "param_importance",
     "plain_report",
     "progress",
     "progress_text",
     "render_watch",
+    "report_html",
     "resolve_run",
     "run_as_dict",
     "runs_table",
     "slurm_panel",
     "status_line",
+    "sweep_figures",
     "sweep_job_ids",
     "sweep_state",
     "tail_lines",
@@ -114,4 +141,5 @@ __all__ = [
     "write_csv",
     "write_json",
     "write_parquet",
+    "write_plots",
 ]
