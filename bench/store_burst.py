@@ -185,7 +185,7 @@ def _run_agents(root: Path, k: int, n: int) -> Figures:
     store = create_sweep(root / "agents", _grid_config(n, command=[SLEEP, "0"]))
     exe = str(Path(sys.executable).with_name("sweepherd"))
     argv = [exe, "agent", str(store.path), "--quiet", "--wandb-mode", "disabled"]
-    t_go = time.time()
+    cpu0 = _children_cpu_s()
     procs = [
         subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for _ in range(k)
@@ -218,8 +218,17 @@ def _run_agents(root: Path, k: int, n: int) -> Figures:
     fig.completed = len(finished)
     fig.lost = n - len({r.params["x"] for r in finished})
     fig.duplicated = _duplicates(claims) + _duplicates([r.params["x"] for r in snap.runs.values()])
-    fig.wall_s = max(ev["t"] for ev in events) - t_go
+    # From the first agent's start (its interpreter is up) to the last event: interpreter
+    # start-up is left out, as for the forked workers; CPU includes it (see the README).
+    starts = [ev["t"] for ev in events if ev["e"] == "agent" and ev["event"] == "start"]
+    fig.wall_s = max(ev["t"] for ev in events) - min(starts)
+    fig.cpu_s = _children_cpu_s() - cpu0
     return fig
+
+
+def _children_cpu_s() -> float:
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
 
 
 # -- optuna ----------------------------------------------------------------------------------------

@@ -77,6 +77,16 @@ def test_garbage_lines_anywhere_are_skipped_and_counted(tmp_path: Path) -> None:
     assert result.n_skipped == 5  # the empty line is not counted
 
 
+def test_a_line_holding_two_objects_is_garbage_not_two_events(tmp_path: Path) -> None:
+    journal = _journal(tmp_path, {"e": "a", "t": 1})
+    with journal.path.open("ab") as f:
+        f.write(b'{"e":"x","t":2},{"e":"y","t":3}\n')
+    journal.append(encode_event({"e": "b", "t": 4}))
+    result = JournalReader(journal.path).read()
+    assert [e["e"] for e in result.events] == ["a", "b"]
+    assert result.n_skipped == 1
+
+
 def test_reader_starts_over_when_the_journal_changed_beneath_it(tmp_path: Path) -> None:
     journal = _journal(tmp_path, {"e": "a", "t": 1}, {"e": "b", "t": 2})
     reader = JournalReader(journal.path)

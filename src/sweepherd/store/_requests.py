@@ -19,6 +19,8 @@ Safety, with files only:
   loses them: each owner notices when it holds the lock itself and finds its request neither
   answered nor waiting, and serves it then.
 - Requests are not fsynced: after a machine crash a lost request is just asked again.
+- A request whose owner died before it was served still gets a run; that run is then lost
+  (its agent is silent) and run again after the grace period, like any run of a dead agent.
 """
 
 from __future__ import annotations
