@@ -123,7 +123,8 @@ class WatchCollector:
     # -- the journal ---------------------------------------------------------------------------
 
     def _read_journal(self) -> Snapshot:
-        if self._snapshot is None or self._journal.changed():
+        changed = self._journal.changed()  # always: it remembers what it saw
+        if self._snapshot is None or changed:
             self._snapshot = self.store.snapshot()
             self.n_journal_reads += 1
         return self._snapshot
