@@ -300,6 +300,10 @@ class Agent:
         metric = trial.metrics.metric_value(metric_name) if metric_name else None
         summary = trial.metrics.plain_summary()
         cause = trial.stop_cause
+        if cause is StopCause.PREEMPT and self._sweep_cancelled():
+            # `sweepherd cancel` marks the sweep cancelled, then scancels its Slurm jobs: their
+            # SIGTERM usually comes before this agent's next look at the journal.
+            cause = StopCause.CANCEL
         if cause is StopCause.PREEMPT:
             state, reason = RunState.PREEMPTED, "stopped by a signal to the agent; will resume"
         elif cause is StopCause.CANCEL:
@@ -326,6 +330,12 @@ class Agent:
         return RunResult(
             trial.run.id, trial.run.attempt, state, code, metric, summary or None, reason
         )
+
+    def _sweep_cancelled(self) -> bool:
+        try:
+            return self.store.snapshot().cancelled
+        except StoreError:
+            return False
 
     def _flush_results(self) -> None:
         """Record pending results on their own, when no claim will carry them."""
