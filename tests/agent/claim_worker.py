@@ -6,6 +6,8 @@ Usage: ``python claim_worker.py SWEEP_DIR AGENT_ID MODE [LOST_GRACE_S]``
   nothing left; waits while other agents still hold runs that may come back. Prints one JSON
   line per claim (``{"run", "attempt", "params"}``) and a final ``{"done": reason}``.
 - ``hold-lock``: take the journal lock, print ``locked``, and sleep (to be SIGKILLed).
+- ``take-and-die``: take the journal lock, print ``locked``; on a line from stdin take every
+  waiting claim request, print how many, and sleep (to be SIGKILLed without answering them).
 - ``claim-and-hang``: heartbeat, claim one run, print it, and sleep (to be SIGKILLed).
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from sweepherd.agent._claim import claim_next
 from sweepherd.runs import RunState
 from sweepherd.store import RunResult, open_sweep
+from sweepherd.store._requests import Mailbox
 
 
 def main() -> None:
@@ -28,6 +31,13 @@ def main() -> None:
     if mode == "hold-lock":
         with store.transaction(agent=agent_id):
             print("locked", flush=True)
+            time.sleep(3600)
+        return
+    if mode == "take-and-die":
+        with store.transaction(agent=agent_id):
+            print("locked", flush=True)
+            sys.stdin.readline()
+            print(len(Mailbox(store.path / "requests").take_all()), flush=True)
             time.sleep(3600)
         return
     store.heartbeat(agent_id)

@@ -220,6 +220,7 @@ def _start(
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, WORKER, str(store.path), agent, mode, str(grace_s)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -296,3 +297,24 @@ def test_a_process_killed_while_running_a_run_loses_it_and_it_runs_again(tmp_pat
     _check_complete(store, 40)
     run = SweepStore(store.path, store.meta).snapshot().runs[taken["run"]]
     assert run.attempt == 2 and run.agent != "victim"
+
+
+@pytest.mark.slow
+def test_requests_taken_by_a_holder_that_is_killed_are_served_again(tmp_path: Path) -> None:
+    store = _sweep(tmp_path, n=40)
+    holder = _start(store, "holder", "take-and-die")
+    assert holder.stdin is not None and holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    workers = [_start(store, f"w{i}", "loop") for i in range(4)]
+    requests = store.path / "requests"
+    deadline = time.monotonic() + 60
+    while len(list(requests.iterdir())) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    holder.stdin.write("take\n")
+    holder.stdin.flush()
+    assert int(holder.stdout.readline()) == 4  # every waiting request is taken...
+    holder.send_signal(signal.SIGKILL)  # ...and never answered
+    holder.communicate()
+    lines = _collect(workers)
+    assert len([line for line in lines if "run" in line]) == 40
+    _check_complete(store, 40)
