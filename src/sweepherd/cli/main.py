@@ -31,6 +31,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "logs": ("sweepherd.cli.logs:logs", "Show a run's output; -f follows it."),
     "export": ("sweepherd.cli.export:export", "Export a sweep's runs as CSV, JSON or Parquet."),
     "plot": ("sweepherd.cli.plot:plot", "Plot a sweep: best so far, parameters, curves."),
+    "submit": (
+        "sweepherd.cli.submit:submit",
+        "Create a sweep and submit its agents to Slurm as one job.",
+    ),
+    "scale": ("sweepherd.cli.scale:scale", "Add nodes to a sweep on Slurm with a job array."),
     "cancel": ("sweepherd.cli.cancel:cancel", "Cancel a sweep: no new runs, running ones stop."),
     "sync": ("sweepherd.cli.sync:sync", "Upload a sweep's ended offline runs to W&B, once each."),
     "aws": ("sweepherd.cli.aws:aws", "A burstable Slurm cluster on AWS: init, deploy, destroy."),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -174,6 +175,26 @@ def _check_environment(env: Mapping[str, str]) -> None:
         )
 
 
+def require_commands(*names: str) -> None:
+    """Check, before doing anything, that these Slurm commands can run here.
+
+    Raises the same :class:`SlurmError` a call would (command not on PATH, ``SLURM_CONF``
+    pointing at no file), so a caller can refuse before it creates anything.
+    """
+    _check_environment(os.environ)
+    for name in names:
+        if shutil.which(name) is None:
+            raise _not_found(name)
+
+
+def _not_found(command: str) -> SlurmError:
+    return SlurmError(
+        f"{command} not found: Slurm's commands are not on PATH.",
+        hint="Run this on a login node of the cluster, or load the slurm module "
+        "(`module load slurm`).",
+    )
+
+
 def run_slurm(
     argv: Sequence[str], *, timeout_s: float = DEFAULT_TIMEOUT_S, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
@@ -193,11 +214,7 @@ def run_slurm(
             check=False,
         )
     except FileNotFoundError:
-        raise SlurmError(
-            f"{command} not found: Slurm's commands are not on PATH.",
-            hint="Run this on a login node of the cluster, or load the slurm module "
-            "(`module load slurm`).",
-        ) from None
+        raise _not_found(command) from None
     except subprocess.TimeoutExpired:
         raise SlurmError(
             f"{command} did not answer within {timeout_s:g} s.",

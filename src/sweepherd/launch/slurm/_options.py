@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from sweepherd.errors import ConfigError
 
@@ -88,6 +89,37 @@ class SbatchOptions:
         problems = self.violations()
         if problems:
             raise ConfigError("invalid Slurm options:", violations=problems)
+
+    def to_record(self) -> dict[str, Any]:
+        """Every option but ``sweep_dir`` as plain JSON values, to keep in the sweep's journal."""
+        record: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "sweep_dir":
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            record[f.name] = value
+        return record
+
+    @classmethod
+    def from_record(
+        cls, sweep_dir: Path, record: Mapping[str, Any], **overrides: Any
+    ) -> SbatchOptions:
+        """Options for ``sweep_dir`` from a :meth:`to_record` record, with ``overrides`` on top.
+
+        Keys this version does not know are ignored (a record written by another version);
+        an override of ``None`` keeps the recorded value. Validated as on construction.
+        """
+        names = {f.name for f in fields(cls)} - {"sweep_dir"}
+        values = {k: v for k, v in record.items() if k in names}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise TypeError(f"unknown Slurm options: {', '.join(unknown)}")
+        return cls(sweep_dir=sweep_dir, **values)
 
     @property
     def resolved_job_name(self) -> str:
