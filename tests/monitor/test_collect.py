@@ -7,14 +7,16 @@ ours can hide from.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from monitor.helpers import Sweep, make_sweep, opened_files
 from sweepherd.errors import SlurmError
-from sweepherd.launch.slurm import parse_squeue, squeue_jobs
+from sweepherd.launch.slurm import JobState, parse_squeue, squeue_jobs, sweep_jobs
 from sweepherd.monitor import WatchCollector
 from sweepherd.monitor._history import wandb_installed
 
@@ -144,9 +146,13 @@ def test_heartbeats_are_read_at_most_every_interval_and_only_when_they_changed(
     assert model.running[0].agent_silent_s == pytest.approx(200, abs=2)
 
 
+def _sweep_jobs(query: Callable[[Sequence[str]], Sequence[JobState]] = squeue_jobs):
+    return functools.partial(sweep_jobs, query=query)
+
+
 def test_slurm_is_not_asked_when_the_sweep_has_no_job(root: Path) -> None:
     sweep, _ = _running_sweep(root, n=1)
-    collector = WatchCollector(sweep.store, slurm_query=squeue_jobs, slurm_every_s=0.0)
+    collector = WatchCollector(sweep.store, slurm_jobs=_sweep_jobs(), slurm_every_s=0.0)
     model = collector.collect(now=1000.0)
     assert collector.n_slurm_queries == 0
     assert model.slurm.note == "no Slurm jobs recorded for this sweep"
@@ -157,14 +163,13 @@ def test_without_slurm_the_panel_says_so(root: Path, monkeypatch: pytest.MonkeyP
     run = sweep.claim({"x": 1, "opt": {"lr": 0.1}}, job="4242")
     sweep.record_job("4242", kind="submit", nodes=2)
     monkeypatch.setenv("PATH", str(root))  # no squeue here: the real squeue_jobs fails
-    collector = WatchCollector(sweep.store, slurm_query=squeue_jobs, slurm_every_s=15.0)
+    collector = WatchCollector(sweep.store, slurm_jobs=_sweep_jobs(), slurm_every_s=15.0)
     model = collector.collect(now=1000.0)
     assert not model.slurm.available
     assert model.slurm.note is not None
     assert model.slurm.note.startswith("Slurm is not available here: squeue not found")
     (row,) = model.slurm.rows
     assert (row.job_id, row.state, row.n_running) == ("4242", "?", 1)
-    assert row.recorded["nodes"] == 2
     # Asked again only when due, or at once when the sweep records a new job.
     collector.collect(now=1005.0)
     assert collector.n_slurm_queries == 1
@@ -174,50 +179,60 @@ def test_without_slurm_the_panel_says_so(root: Path, monkeypatch: pytest.MonkeyP
     collector.collect(now=1017.0)
     assert collector.n_slurm_queries == 3
     sweep.finish(run, metric=1.0)
+    assert collector.collect(now=1018.0).slurm.rows[0].n_running == 0  # joined every frame
 
 
 def test_slurm_rows_join_the_journal_with_squeue(root: Path) -> None:
     """Slurm's answer is squeue output captured from the real Slurm 22.05 (parsing only)."""
-    captured = (CAPTURED / "squeue_mixed.txt").read_text()
-    states = parse_squeue(captured)
+    states = parse_squeue((CAPTURED / "squeue_mixed.txt").read_text())
     plain = next(s for s in states if s.array_job_id is None)
     array_id = next(s.array_job_id for s in states if s.array_job_id is not None)
     task = next(s for s in states if s.array_job_id == array_id and s.array_task_id is not None)
     sweep = make_sweep(root)
     sweep.record_job(plain.job_id, kind="submit")
-    sweep.record_job(array_id, kind="scale", n_nodes=4)
+    sweep.record_job(array_id, kind="scale")
     sweep.claim({"x": 1, "opt": {"lr": 0.1}}, job=task.job_id)
     sweep.claim({"x": 2, "opt": {"lr": 0.1}}, job="999999")  # a job Slurm has forgotten
     asked: list[list[str]] = []
 
-    def query(ids: list[str]) -> list:
+    def query(ids: Sequence[str]) -> list[JobState]:
         asked.append(list(ids))
         return [s for s in states if {s.job_id, s.raw_job_id, s.array_job_id} & set(ids)]
 
-    model = WatchCollector(sweep.store, slurm_query=query).collect(now=1000.0)
+    model = WatchCollector(sweep.store, slurm_jobs=_sweep_jobs(query)).collect(now=1000.0)
     assert asked == [[plain.job_id, array_id, task.job_id, "999999"]]
     rows = {r.job_id: r for r in model.slurm.rows}
-    assert rows[plain.job_id].state == plain.state
-    assert rows[plain.job_id].recorded["kind"] == "submit"
+    assert (rows[plain.job_id].state, rows[plain.job_id].kind) == (plain.state, "submit")
     tasks = [s for s in states if s.array_job_id == array_id]
     for s in tasks:  # the array expands to its tasks (and pending range), each once
-        assert rows[s.job_id].state == s.state
-        assert rows[s.job_id].recorded["n_nodes"] == 4
+        assert (rows[s.job_id].state, rows[s.job_id].kind) == (s.state, "scale")
     assert rows[task.job_id].n_running == 1
-    assert rows["999999"].state == "?"
+    assert rows["999999"].state == "ENDED"
     assert len(model.slurm.rows) == 1 + len(tasks) + 1
+    text = render_text(model)
+    assert f"{task.job_id}" in text and "ENDED" in text
 
 
 def test_squeue_failure_is_a_note_not_an_error(root: Path) -> None:
     sweep = make_sweep(root)
     sweep.record_job("77")
 
-    def broken(ids: list[str]) -> list:
+    def broken(ids: Sequence[str]) -> list[JobState]:
         raise SlurmError("squeue did not answer within 10 s.")
 
-    model = WatchCollector(sweep.store, slurm_query=broken).collect(now=1.0)
+    model = WatchCollector(sweep.store, slurm_jobs=_sweep_jobs(broken)).collect(now=1.0)
     assert model.slurm.note == "Slurm is not available here: squeue did not answer within 10 s."
     assert [r.state for r in model.slurm.rows] == ["?"]
+
+
+def render_text(model: object) -> str:
+    from rich.console import Console
+
+    from sweepherd.monitor import render_watch
+
+    console = Console(record=True, width=80)
+    console.print(render_watch(model))  # type: ignore[arg-type]
+    return console.export_text()
 
 
 def test_a_run_without_a_folder_yet_is_no_error(root: Path) -> None:

@@ -42,7 +42,7 @@ def watch(sweep: str, root: Path, interval_s: float, once: bool, slurm_every_s: 
 
     from rich.console import Console
 
-    from sweepherd.launch.slurm import squeue_jobs
+    from sweepherd.launch.slurm import squeue_jobs, sweep_jobs
     from sweepherd.monitor import WatchCollector
     from sweepherd.monitor import watch as run_watch
     from sweepherd.store import open_sweep
@@ -50,7 +50,9 @@ def watch(sweep: str, root: Path, interval_s: float, once: bool, slurm_every_s: 
     store = open_sweep(sweep, root)
     collector = WatchCollector(
         store,
-        slurm_query=functools.partial(squeue_jobs, timeout_s=10.0),
+        slurm_jobs=functools.partial(
+            sweep_jobs, query=functools.partial(squeue_jobs, timeout_s=10.0)
+        ),
         slurm_every_s=slurm_every_s,
     )
     console = Console()

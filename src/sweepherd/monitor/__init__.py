@@ -41,14 +41,12 @@ from sweepherd.monitor._overview import SweepOverview, overview, overview_table
 from sweepherd.monitor._plot import PICTURES, PlotReport, report_html, sweep_figures, write_plots
 from sweepherd.monitor._render import best_table, failures_text, progress_text, runs_table
 from sweepherd.monitor._slurm import (
-    JobQuery,
+    JobsReader,
     SlurmJobRow,
     SlurmPanel,
     SlurmReading,
-    ask_slurm,
-    join_jobs,
+    read_slurm,
     slurm_panel,
-    sweep_job_ids,
 )
 from sweepherd.monitor._summary import (
     SWEEP_STATES,
@@ -80,7 +78,7 @@ __all__ = [
     "ImportanceResult",
     "InFlight",
     "IoStats",
-    "JobQuery",
+    "JobsReader",
     "JsonLinesFollower",
     "MetricPoint",
     "ParallelAxis",
@@ -97,7 +95,6 @@ __all__ = [
     "WatchCollector",
     "WatchModel",
     "WatchResult",
-    "ask_slurm",
     "attempt_slice",
     "best_runs",
     "best_so_far",
@@ -113,7 +110,6 @@ __all__ = [
     "follow_log",
     "grid_size",
     "importance_figure",
-    "join_jobs",
     "load_history",
     "log_path",
     "overview",
@@ -124,6 +120,7 @@ __all__ = [
     "plain_report",
     "progress",
     "progress_text",
+    "read_slurm",
     "render_watch",
     "report_html",
     "resolve_run",
@@ -132,7 +129,6 @@ __all__ = [
     "slurm_panel",
     "status_line",
     "sweep_figures",
-    "sweep_job_ids",
     "sweep_state",
     "tail_lines",
     "throughput_per_min",

@@ -23,10 +23,10 @@ from sweepherd.monitor._follow import ChangeWatcher, IoStats, tail_lines
 from sweepherd.monitor._history import RunMetricFollower
 from sweepherd.monitor._model import Failure, InFlight, WatchModel
 from sweepherd.monitor._slurm import (
-    JobQuery,
+    JobsReader,
     SlurmPanel,
     SlurmReading,
-    ask_slurm,
+    read_slurm,
     slurm_panel,
     sweep_job_ids,
 )
@@ -51,7 +51,8 @@ class WatchCollector:
 
     Args:
         store: the sweep (opened read-only: the collector never takes the journal lock).
-        slurm_query: asks Slurm for job states (``squeue_jobs``); None leaves Slurm out.
+        slurm_jobs: reads the sweep's Slurm jobs (``sweepherd.launch.slurm.sweep_jobs``);
+            None leaves Slurm out.
         slurm_every_s: least seconds between two Slurm queries.
         heartbeat_every_s: least seconds between two readings of the agents' heartbeats.
         n_best, n_failures: how many best runs and failures a frame carries.
@@ -61,14 +62,14 @@ class WatchCollector:
         self,
         store: SweepStore,
         *,
-        slurm_query: JobQuery | None = None,
+        slurm_jobs: JobsReader | None = None,
         slurm_every_s: float = 15.0,
         heartbeat_every_s: float = 10.0,
         n_best: int = 5,
         n_failures: int = 3,
     ) -> None:
         self.store = store
-        self.slurm_query = slurm_query
+        self.slurm_jobs = slurm_jobs
         self.slurm_every_s = slurm_every_s
         self.heartbeat_every_s = heartbeat_every_s
         self.n_best = n_best
@@ -205,9 +206,9 @@ class WatchCollector:
     def _read_slurm(self, snap: Snapshot, now: float) -> SlurmPanel:
         ids = sweep_job_ids(snap)
         if ids != self._slurm_ids or now - self._slurm_t >= self.slurm_every_s:
-            if ids and self.slurm_query is not None:
+            if ids and self.slurm_jobs is not None:
                 self.n_slurm_queries += 1
-            self._slurm = ask_slurm(ids, self.slurm_query)
+            self._slurm = read_slurm(snap, self.slurm_jobs)
             self._slurm_t, self._slurm_ids = now, ids
         return slurm_panel(snap, self._slurm)  # joined every frame: run counts stay current
 

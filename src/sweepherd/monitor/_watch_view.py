@@ -234,7 +234,7 @@ def _slurm(model: WatchModel, max_jobs: int) -> RenderableType:
             Text(row.state, style=_job_style(row.state)),
             row.nodes or "-",
             str(row.n_running),
-            row.reason or "",
+            row.reason if row.reason and row.reason != "None" else "",
         )
     parts: list[RenderableType] = [table]
     if len(panel.rows) > max_jobs:
@@ -253,6 +253,7 @@ def _job_style(state: str) -> str:
         "TIMEOUT": "red",
         "CANCELLED": "dim",
         "?": "dim",
+        "ENDED": "dim",
     }.get(state.split(" ", maxsplit=1)[0], "")
 
 
