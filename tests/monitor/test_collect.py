@@ -18,7 +18,6 @@ from monitor.helpers import Sweep, make_sweep, opened_files
 from sweepherd.errors import SlurmError
 from sweepherd.launch.slurm import JobState, parse_squeue, squeue_jobs, sweep_jobs
 from sweepherd.monitor import WatchCollector
-from sweepherd.monitor._history import wandb_installed
 
 CAPTURED = Path(__file__).parents[1] / "launch" / "slurm" / "captured"
 
@@ -49,8 +48,8 @@ def test_idle_frames_open_no_file_and_read_no_byte(root: Path) -> None:
     assert collector.stats.n_bytes == before.n_bytes
     assert collector.n_journal_reads == journal_reads
     # A frame costs a bounded number of stat calls: the journal, and per running run its
-    # metrics file (and its wandb folder when wandb is installed).
-    per_run = 2 if wandb_installed() else 1
+    # metrics file and its wandb folder (or, without wandb, the agent's live.json).
+    per_run = 2
     assert collector.stats.n_stat - before.n_stat == 5 * (1 + per_run * len(runs))
     assert [r.latest for r in model.running] == [2.5, 5.0, 7.5]
 

@@ -8,19 +8,28 @@ the latest value of the sweep's metric, and its whole history when asked (for pl
 When a script logs the metric through both channels, the history of the channel with more
 points is used (they would otherwise count every step twice); the latest value is whichever
 channel logged last.
+
+Where the wandb package is not installed (a login node with a bare environment), the wandb
+log cannot be decoded; the follower then reads ``runs/<id>/live.json`` instead, the small file
+the agent rewrites with the metric as it sees it (read only when its size or mtime changed).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweepherd.monitor._follow import IoStats, JsonLinesFollower
+from sweepherd.monitor._follow import ChangeWatcher, IoStats, JsonLinesFollower
+
+#: The file the agent rewrites with a running run's metric (``sweepherd.agent``'s LIVE_FILE).
+LIVE_FILE = "live.json"
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,8 @@ def lookup(values: Mapping[str, Any], name: str) -> Any:
 @functools.cache
 def wandb_installed() -> bool:
     """Whether the wandb package (needed to decode its transaction logs) is importable."""
+    if "wandb" in sys.modules:  # imported already, or blocked (None)
+        return sys.modules["wandb"] is not None
     return importlib.util.find_spec("wandb") is not None
 
 
@@ -100,25 +111,53 @@ class RunMetricFollower:
         self._wandb_dir_mtime: int | None = None
         self._wandb_logs: dict[Path, Any] = {}  # path -> TransactionLogReader
         self._wandb_sizes: dict[Path, int] = {}
+        self._live = ChangeWatcher(run_dir / LIVE_FILE, self.stats)
+        self._live_channel = _Channel()
         self.latest: float | None = None
         self.n_wandb_errors = 0
 
     @property
     def n_rows(self) -> int:
         """Rows (logged steps) seen so far, in the channel that logged more."""
-        return max(self._json_channel.n_rows, self._wandb_channel.n_rows)
+        channels = (self._json_channel, self._wandb_channel, self._live_channel)
+        return max(c.n_rows for c in channels)
 
     @property
     def history(self) -> list[MetricPoint]:
         """The metric's logged points in log order (with ``keep_history``)."""
-        a, b = self._json_channel.points, self._wandb_channel.points
-        return list(a if len(a) >= len(b) else b)
+        channels = (self._json_channel, self._wandb_channel, self._live_channel)
+        longest: list[MetricPoint] = []
+        for channel in channels:  # ties: the first channel (metrics.jsonl)
+            if len(channel.points) > len(longest):
+                longest = channel.points
+        return list(longest)
 
     def poll(self) -> bool:
         """Read what is new in every channel; True if a row arrived."""
-        new = self._poll_jsonl()
-        if wandb_installed():
-            new = self._poll_wandb() or new
+        other = self._poll_wandb() if wandb_installed() else self._poll_live()
+        return self._poll_jsonl() or other
+
+    def _poll_live(self) -> bool:
+        if not self._live.changed():
+            return False
+        try:
+            doc = json.loads(self._live.path.read_bytes())
+        except (OSError, ValueError):
+            return False
+        self.stats.n_open += 1
+        if not isinstance(doc, dict) or doc.get("metric") != self.metric:
+            return False
+        history = doc.get("history")
+        values = [v for v in (number(x) for x in history or ()) if v is not None]
+        channel = _Channel()
+        channel.n_rows = int(doc.get("n") or len(values))
+        channel.latest = number(doc.get("last"))
+        if self.keep_history:
+            channel.points = [MetricPoint(i, v) for i, v in enumerate(values)]
+        new = channel.n_rows != self._live_channel.n_rows or channel.latest != self.latest
+        self._live_channel = channel
+        if new and channel.latest is not None:
+            self.latest = channel.latest
         return new
 
     def _add(self, channel: _Channel, values: Mapping[str, Any], step: Any) -> None:
