@@ -1,0 +1,154 @@
+"""The boot scripts of the head node and the compute nodes, and the munge key's way between them.
+
+moto runs no UserData, so the scripts are checked here: bash parses them, the files they write
+are exactly sweepherd's, and the compute node's munge-key fetch really reads what the head node's
+``publish-munge-key`` stored (through moto).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sweepherd.cloud.aws import (
+    MUNGE_FETCH_PY,
+    AwsSession,
+    ClusterConfig,
+    compute_node_script,
+    head_node_script,
+    parse_cluster_config,
+    publish_munge_key,
+    render_slurm_conf,
+)
+from sweepherd.cloud.aws._userdata import _SYNC_USERS_SH
+from sweepherd.errors import CloudError
+
+from .conftest import raw_config
+
+
+@pytest.fixture
+def config() -> ClusterConfig:
+    return parse_cluster_config(raw_config())
+
+
+def joined(parts: list[Any]) -> str:
+    fake = {"SharedVolume": "vol-0abc", "VpcCidr": "10.0.0.0/16", "AWS::Region": "us-east-1",
+            "AWS::StackName": "sweepherd-demo"}  # fmt: skip
+    return "".join(p if isinstance(p, str) else fake[p["Ref"]] for p in parts)
+
+
+def heredocs(script: str) -> dict[str, str]:
+    return dict(re.findall(r"cat > (\S+) <<'SWEEPHERD_EOF'\n(.*?)SWEEPHERD_EOF\n", script, re.S))
+
+
+def bash_parses(script: str, tmp_path: Path) -> None:
+    path = tmp_path / "script.sh"
+    path.write_text(script)
+    done = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_head_node_script_parses_and_writes_sweepherds_files(
+    config: ClusterConfig, tmp_path: Path
+) -> None:
+    script = joined(head_node_script(config))
+    bash_parses(script, tmp_path)
+    files = heredocs(script)
+    assert yaml.safe_load(files["/etc/sweepherd/cluster.yaml"]) is not None
+    assert parse_cluster_config(yaml.safe_load(files["/etc/sweepherd/cluster.yaml"])) == config
+    assert files["/etc/slurm/slurm.conf"] == render_slurm_conf(config)
+    assert "aws resume --config /etc/sweepherd/cluster.yaml" in files["/etc/sweepherd/resume"]
+    assert "aws suspend --config /etc/sweepherd/cluster.yaml" in files["/etc/sweepherd/suspend"]
+    assert "aws cleanup" in files["/etc/cron.d/sweepherd"]
+    assert "pip install -q 'sweepherd[aws]==0.1.0'" in script
+    assert "aws publish-munge-key" in script and "signal SUCCESS" in script
+
+
+def test_the_compute_node_script_parses_and_joins_the_controller(
+    config: ClusterConfig, tmp_path: Path
+) -> None:
+    script = compute_node_script(config, config.partitions[1], "gpu-1", "10.0.0.5")
+    bash_parses(script, tmp_path)
+    assert 'SLURMD_OPTIONS="-N gpu-1 --conf-server 10.0.0.5"' in script
+    assert "10.0.0.5:/shared /shared nfs4" in script
+    assert "apt-get install -y -q slurmd munge nfs-common" in script
+    assert len(script) < 16 * 1024
+
+
+def test_the_user_sync_script_creates_missing_users_only(tmp_path: Path) -> None:
+    """Run on fake groupadd/useradd/getent (the real ones would change this host)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    for tool in ("groupadd", "useradd"):
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {calls}\n')
+    (bin_dir / "getent").write_text('#!/bin/sh\n[ "$2" = alice ]\n')  # alice exists already
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    users = tmp_path / "users"
+    users.write_text("alice:2000:2000\nbob:2001:2001\n\n")
+    script = tmp_path / "sync.sh"
+    script.write_text(_SYNC_USERS_SH.replace("/shared/sweepherd/users", str(users)))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    subprocess.run(["sh", str(script)], env=env, check=True)
+    assert calls.read_text().splitlines() == [
+        "groupadd -g 2001 bob",
+        "useradd -M -u 2001 -g 2001 -d /shared/home/bob -s /bin/bash bob",
+    ]
+
+
+@pytest.mark.aws
+def test_the_compute_node_reads_the_key_the_head_node_published(
+    config: ClusterConfig, session: AwsSession, moto: str, tmp_path: Path
+) -> None:
+    key = tmp_path / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    name = publish_munge_key(config, session, key_path=key)
+    assert name == "/sweepherd/demo/munge-key"
+    ssm = session.client("ssm")
+    stored = ssm.get_parameter(Name=name)["Parameter"]
+    assert stored["Type"] == "SecureString"
+    first = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]
+    assert {"Key": "sweepherd:cluster", "Value": "demo"} in tags
+
+    # The compute node's own snippet, with the plain boto3 it has there. AWS_ENDPOINT_URL is
+    # boto3's own override: it stands in for the node's instance role reaching SSM.
+    out = tmp_path / "node-munge.key"
+    env = {**os.environ, "AWS_ENDPOINT_URL": moto}
+    done = subprocess.run(
+        [sys.executable, "-c", MUNGE_FETCH_PY, "us-east-1", name, str(out)],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == (b"", b"")  # the key is never printed
+    assert out.read_bytes() == key.read_bytes()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o400
+
+    # publishing again (a head node reboot) overwrites it
+    key.write_bytes(os.urandom(1024))
+    publish_munge_key(config, session, key_path=key)
+    second = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    assert second != first and len(second) == len(first)
+
+
+@pytest.mark.aws
+def test_publishing_a_missing_or_short_key_fails_clearly(
+    config: ClusterConfig, session: AwsSession, tmp_path: Path
+) -> None:
+    with pytest.raises(CloudError, match="cannot read the munge key"):
+        publish_munge_key(config, session, key_path=tmp_path / "none")
+    short = tmp_path / "short"
+    short.write_bytes(b"abc")
+    with pytest.raises(CloudError, match="too short"):
+        publish_munge_key(config, session, key_path=short)
