@@ -17,13 +17,12 @@ from sweepherd.cloud.aws import (
     destroy,
     parse_cluster_config,
     status,
-    template_json,
 )
 from sweepherd.cloud.aws._fleet import launch_node
 from sweepherd.cloud.aws._stack import stack_outputs
 from sweepherd.errors import CloudError
 
-from .conftest import aws_resources, nothing, raw_config
+from .conftest import aws_resources, raw_config
 
 pytestmark = pytest.mark.aws
 
