@@ -2,7 +2,7 @@
 
 Two methods, and the result always says which one was used:
 
-- ``random forest``: with scikit-learn installed, a random forest (200 trees, fixed seed) is
+- ``random forest``: with scikit-learn installed, a random forest (100 trees, fixed seed) is
   fitted to predict the metric from the parameters, and each parameter's importance is its
   share of the forest's impurity decrease (``feature_importances_``, summing to 1). Like
   W&B's parameter-importance panel. Impurity importance favours parameters with many distinct
@@ -120,7 +120,7 @@ def _encode(values: Sequence[Any]) -> tuple[np.ndarray, bool]:
 def _forest(x: np.ndarray, y: np.ndarray) -> list[float]:
     from sklearn.ensemble import RandomForestRegressor
 
-    forest = RandomForestRegressor(n_estimators=200, random_state=0, n_jobs=1)
+    forest = RandomForestRegressor(n_estimators=100, random_state=0, n_jobs=1)
     forest.fit(x, y)
     return [float(v) for v in forest.feature_importances_]
 
