@@ -6,12 +6,33 @@
   ``run-<id>.wandb`` transaction log incrementally while the run writes it;
 - :class:`MetricTracker`: a run's history and summary folded from those events;
   :func:`transaction_log_source`: the same as a metric source for the agent;
-- :func:`plan_sync`, :func:`sync`: upload ended runs with ``wandb sync``, once each.
+- :func:`plan_sync`, :func:`sync`: upload ended runs with ``wandb sync``, once each;
+- ``--backend wandb``, W&B's own controller: :func:`create_backend_sweep` (``wandb.sweep``, the
+  one call that needs the W&B server), :class:`LocalWandbAgents` (``wandb agent`` per GPU slot
+  here) and :func:`submit_wandb` (the same as a Slurm job).
 
 The ``wandb`` package is optional: it is imported only when a transaction log is decoded, and
 its absence raises :class:`~sweepherd.errors.WandbError` with an install hint.
 """
 
+from sweepherd.wandb._backend import (
+    BACKEND,
+    AgentsOutcome,
+    LocalWandbAgents,
+    WandbSweep,
+    create_backend_sweep,
+    create_wandb_sweep,
+    describe,
+    find_wandb_executable,
+    gpu_slots,
+    is_wandb_backend,
+    runs_per_agent,
+    wandb_agent_argv,
+    wandb_on_path,
+    wandb_place,
+    wandb_sweep_config,
+)
+from sweepherd.wandb._backend_slurm import WandbSubmission, submit_wandb
 from sweepherd.wandb._paramfile import param_file_text, write_param_file
 from sweepherd.wandb._sync import (
     MARKER_NAME,
@@ -49,12 +70,15 @@ from sweepherd.wandb._txlog import (
 )
 
 __all__ = [
+    "BACKEND",
     "BLOCK_SIZE",
     "MARKER_NAME",
     "SYNC_STATES",
+    "AgentsOutcome",
     "ConfigUpdate",
     "Event",
     "HistoryRow",
+    "LocalWandbAgents",
     "MetricRow",
     "MetricTracker",
     "Preempting",
@@ -67,16 +91,30 @@ __all__ = [
     "SyncReport",
     "TransactionLogReader",
     "TransactionLogSource",
+    "WandbSubmission",
+    "WandbSweep",
+    "create_backend_sweep",
+    "create_wandb_sweep",
     "decode_record",
+    "describe",
     "find_run_logs",
+    "find_wandb_executable",
+    "gpu_slots",
     "is_finite_number",
+    "is_wandb_backend",
     "param_file_text",
     "plan_runs",
     "plan_sync",
     "read_marker",
+    "runs_per_agent",
+    "submit_wandb",
     "sync",
     "sync_item",
     "transaction_log_source",
+    "wandb_agent_argv",
+    "wandb_on_path",
+    "wandb_place",
+    "wandb_sweep_config",
     "wandb_sync_argv",
     "write_param_file",
 ]
