@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sweepherd.cli._common import root_option
+from sweepherd.cli._wandb_backend import backend_option
 from sweepherd.errors import AgentError, ExitStatus, RunsFailedError
 from sweepherd.monitor import ProgressView
 from sweepherd.runs import RunState
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     metavar="SECONDS",
     help="Time a stopped trial gets between SIGTERM and SIGKILL.",
 )
+@backend_option
 def run(
     config_path: Path,
     root: Path,
@@ -76,6 +78,7 @@ def run(
     wandb_mode: str,
     lost_after: float,
     stop_grace: float,
+    backend: str,
 ) -> int:
     """Create a sweep from SWEEP_YAML and run it here with N agents until it is done.
 
@@ -84,6 +87,19 @@ def run(
     Ctrl-C stops the agents gracefully: running runs are kept as preempted and resume when an
     agent is started again for the sweep.
     """
+    if backend == "wandb":
+        from sweepherd.cli._wandb_backend import run_with_wandb
+
+        return run_with_wandb(
+            config_path,
+            root,
+            n_agents=n_agents,
+            slots=slots,
+            gpus=gpus,
+            trials_per_gpu=trials_per_gpu,
+            run_cap=run_cap,
+            name=name,
+        )
     from rich.console import Console
 
     from sweepherd.agent import parse_gpus
