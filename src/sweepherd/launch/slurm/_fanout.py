@@ -4,7 +4,9 @@
 shell from ``salloc``): it expands ``$SLURM_JOB_NODELIST``, starts one ``srun`` step per node
 running the agent there, passes the signals it receives on to the agents, waits for them all,
 and — when an agent says it stopped with work left (exit :data:`REQUEUE_EXIT_STATUS`) —
-requeues the batch job so that a new allocation resumes the preempted runs.
+requeues the batch job so that a new allocation resumes the preempted runs — only while the
+job is still running: after ``scancel`` (or a time limit reached without the warning signal)
+Slurm shows it COMPLETING, and would requeue even a job the user cancelled.
 
 Signals (measured on Slurm 22.05). A signal sent to a step — by srun passing one on, or by
 ``scancel --signal`` — reaches *every* process of the step, the agent's trials included, not
@@ -40,6 +42,7 @@ from sweepherd.launch.slurm._commands import (
     scancel,
     scontrol_requeue,
     scontrol_show_hostnames,
+    squeue_jobs,
     srun_argv,
 )
 
@@ -217,6 +220,11 @@ def _requeue(env: Mapping[str, str]) -> bool:
     job_id = job_reference(env)
     if not job_id:
         return False
+    if not _running(job_id):
+        # Ending anyway (scancel, or killed at the time limit): Slurm shows it COMPLETING and
+        # would honour a requeue even now (measured), bringing back a job the user cancelled.
+        log.warning("job %s is ending: not requeued; other agents resume its runs", job_id)
+        return False
     try:
         scontrol_requeue(job_id)
     except SlurmError as exc:
@@ -224,6 +232,19 @@ def _requeue(env: Mapping[str, str]) -> bool:
         return False
     log.info("requeued job %s: its preempted runs resume when it starts again", job_id)
     return True
+
+
+def _running(job_id: str) -> bool:
+    """False when Slurm shows the job ending (COMPLETING at once after scancel, measured).
+
+    After Slurm's warning signal the job is still RUNNING. When Slurm cannot be asked, True.
+    """
+    try:
+        states = squeue_jobs([job_id])
+    except SlurmError as exc:
+        log.warning("could not ask Slurm for the job's state: %s", exc)
+        return True
+    return not states or any(s.state == "RUNNING" for s in states)
 
 
 def run_on_all_nodes(argv: Sequence[str]) -> int:
