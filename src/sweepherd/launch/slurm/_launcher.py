@@ -155,8 +155,6 @@ class SlurmLauncher:
         :class:`~sweepherd.errors.SlurmError` when Slurm refuses (nothing is submitted then).
         With ``dry_run`` it only renders the script (after the same checks but Slurm's).
         """
-        if not dry_run:
-            require_commands("sbatch")
         snapshot = self.store.snapshot()
         ended = finished_reason(self.store, snapshot)
         if ended is not None:
@@ -165,6 +163,8 @@ class SlurmLauncher:
                 hint="Start a new sweep with `sweepherd submit SWEEP_YAML` instead.",
             )
         options = self.scale_options(overrides or {})
+        if not dry_run:
+            require_commands("sbatch")
         script = render_scale(options, n_nodes)
         if dry_run:
             return Submission(script, self.store, n_nodes=n_nodes, options=options)
