@@ -9,6 +9,7 @@ import click
 
 from sweepherd.cli._common import root_option
 from sweepherd.cli._slurm_options import flagged, job_summary, settings_from, slurm_options
+from sweepherd.cli._wandb_backend import backend_option
 from sweepherd.errors import ConfigError
 
 
@@ -20,12 +21,14 @@ from sweepherd.errors import ConfigError
 @click.option("--run-cap", type=int, default=None, help="Stop after this many runs (sets run_cap).")
 @click.option("--name", default=None, help="A name for the sweep (default: the config's name).")
 @click.option("--dry-run", is_flag=True, help="Print the sbatch script; create and submit nothing.")
+@backend_option
 def submit(
     config_path: Path,
     root: Path,
     run_cap: int | None,
     name: str | None,
     dry_run: bool,
+    backend: str,
     **params: Any,
 ) -> None:
     """Create a sweep from SWEEP_YAML and submit one Slurm job that runs it on N nodes.
@@ -44,6 +47,16 @@ def submit(
     from sweepherd.launch.slurm import SlurmLauncher
 
     settings = settings_from(params)
+    if backend == "wandb":
+        from sweepherd.cli._wandb_backend import submit_with_wandb
+
+        try:
+            submit_with_wandb(
+                config_path, root, settings, run_cap=run_cap, name=name, dry_run=dry_run
+            )
+        except ConfigError as exc:
+            raise flagged(exc) from None
+        return
     try:
         if dry_run:
             preview = SlurmLauncher.preview_submit(
