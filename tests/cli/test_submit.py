@@ -1,0 +1,267 @@
+"""``sweepherd submit`` through the real CLI boundary: the script it writes, what it refuses with
+one clear line, and a 2-node sweep run on the real Slurm cluster of scripts/slurm-local.sh.
+
+Golden files: regenerate after an intended change with
+``SWEEPHERD_REGEN_GOLDEN=1 .venv/bin/pytest tests/cli/test_submit.py tests/cli/test_scale.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shlex
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from support.slurm_sweeps import (
+    FAST_AGENT,
+    executions,
+    finished_results,
+    journal_events,
+    poll,
+    runs,
+    scancel_at_end,
+    sweeps_under,
+    write_sweep,
+)
+from sweepherd.cli.main import main
+from sweepherd.errors import ExitStatus
+from sweepherd.launch.slurm import SUBMIT, squeue_jobs
+from sweepherd.runs import RunState
+
+GOLDEN = Path(__file__).parent / "golden"
+#: Values that must survive quoting in the script.
+NASTY_NAME = 'it\'s "q" $HOME; echo pwned # %j'
+SETUP = ("module load cuda/12.1", "source '/my venv/bin/activate'")
+
+
+def golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("SWEEPHERD_REGEN_GOLDEN"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"no golden file {path}; run with SWEEPHERD_REGEN_GOLDEN=1"
+    assert text == path.read_text()
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return write_sweep(tmp_path, {"x": {"values": [1, 2]}})
+
+
+# --- without Slurm ----------------------------------------------------------------------------
+
+
+def test_dry_run_prints_the_script_of_every_flag_and_creates_nothing(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "sweeps $x 100%"
+    status = main(
+        [
+            "submit",
+            str(config),
+            "--dir",
+            str(root),
+            "--nodes=3",
+            "--gpus-per-node=2",
+            "--trials-per-gpu=2",
+            "--cpus-per-task=8",
+            "--mem=32G",
+            "--partition=gpu",
+            "--time=2:00:00",
+            "--qos=high",
+            "--account=proj x",
+            f"--job-name={NASTY_NAME}",
+            f"--setup={SETUP[0]}",
+            f"--setup={SETUP[1]}",
+            "--sbatch-arg=--constraint=a100|h100",
+            "--sbatch-arg",
+            "--exclusive",
+            "--signal-grace=300",
+            "--no-requeue",
+            "--agent-args=--lost-after 120",
+            "--agent-args=--wandb-mode online",
+            "--python=/opt/my env/bin/python",
+            "--dry-run",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert status == 0
+    assert not root.exists()  # nothing created: not even the sweeps folder
+    assert "dry run: nothing was created or submitted" in err
+    sweep_dir = re.search(r"^# sweepherd: agents of the sweep in (.+)$", out, re.M)
+    assert sweep_dir is not None and sweep_dir.group(1).startswith(str(root.resolve()) + "/")
+    placeholder = out.replace(sweep_dir.group(1).replace("%", "%%"), "<SWEEP_DIR>")
+    golden(
+        "submit_dry_run_every_flag.sbatch", placeholder.replace(sweep_dir.group(1), "<SWEEP_DIR>")
+    )
+    exec_line = next(ln for ln in out.splitlines() if ln.startswith("exec "))
+    assert shlex.split(exec_line)[1:] == [
+        "/opt/my env/bin/python",
+        "-m",
+        "sweepherd",
+        "agent",
+        sweep_dir.group(1),
+        "--all-nodes",
+        "--gpus",
+        "auto",
+        "--trials-per-gpu",
+        "2",
+        "--lost-after",
+        "120",
+        "--wandb-mode",
+        "online",
+    ]
+    assert subprocess.run(["bash", "-n"], input=out, text=True, check=False).returncode == 0
+
+
+def test_dry_run_still_checks_the_config_and_the_program(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "sweep.yaml"
+    config.write_text("program: missing.py\nmethod: grid\nparameters: {x: {values: [1]}}\n")
+    root = tmp_path / "sweeps"
+    assert main(["submit", str(config), "--dir", str(root), "--dry-run"]) == ExitStatus.CONFIG
+    assert "program 'missing.py' was not found" in capsys.readouterr().err
+    config.write_text("program: sweep.yaml\nmethod: grid\nparameters: {x: {min: 5, max: 1}}\n")
+    assert main(["submit", str(config), "--dir", str(root), "--dry-run"]) == ExitStatus.CONFIG
+    assert "parameters.x" in capsys.readouterr().err
+    assert not root.exists()
+
+
+def test_an_invalid_option_is_one_line_naming_the_flag(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "sweeps"
+    for dry_run in ([], ["--dry-run"]):
+        status = main(["submit", str(config), "--dir", str(root), "--time", "4h", *dry_run])
+        err = capsys.readouterr().err
+        assert status == ExitStatus.CONFIG
+        assert error_lines(err) == [
+            "error: invalid option --time: '4h' is not a Slurm time limit: use MINUTES, "
+            "MINUTES:SECONDS, HOURS:MINUTES:SECONDS, DAYS-HOURS, DAYS-HOURS:MINUTES, "
+            "DAYS-HOURS:MINUTES:SECONDS, or UNLIMITED"
+        ]
+    status = main(
+        ["submit", str(config), "--dir", str(root), "--slots=2", "--gpus-per-node=1", "-N", "0"]
+    )
+    lines = error_lines(capsys.readouterr().err)
+    assert status == ExitStatus.CONFIG
+    assert lines[0] == "error: invalid options:"
+    assert lines[1] == "  - --nodes: must be a whole number >= 1, got 0"
+    assert lines[2].startswith("  - --slots: give either slots")
+    assert not root.exists()
+
+
+def test_without_sbatch_one_line_says_where_to_run_and_nothing_is_created(
+    config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    root = tmp_path / "sweeps"
+    assert main(["submit", str(config), "--dir", str(root)]) == ExitStatus.LAUNCH
+    assert error_lines(capsys.readouterr().err) == [
+        "error: sbatch not found: Slurm's commands are not on PATH. Run this on a login node of "
+        "the cluster, or load the slurm module (`module load slurm`)."
+    ]
+    assert not root.exists()
+
+
+# --- on the real cluster ----------------------------------------------------------------------
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize(
+    ("flags", "slurm_words", "hint"),
+    [
+        (["--partition=nosuch"], "invalid partition specified: nosuch", "sinfo -s"),
+        (["--gpus-per-node=3"], "Requested node configuration is not available", "sinfo -o"),
+    ],
+)
+def test_slurm_refusing_the_job_is_one_line_and_leaves_no_sweep(
+    slurm_cluster: object,
+    config: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    slurm_words: str,
+    hint: str,
+) -> None:
+    root = tmp_path / "sweeps"
+    assert main(["submit", str(config), "--dir", str(root), *flags]) == ExitStatus.LAUNCH
+    out, err = capsys.readouterr()
+    [line] = error_lines(err)
+    assert line.startswith("error: sbatch failed (exit 1): ") and slurm_words in line
+    assert "Nothing was submitted; the sweep made for it was removed." in line
+    assert hint in line
+    assert out == ""
+    assert list(root.iterdir()) == []  # the sweep created for the job is gone again
+
+
+@pytest.mark.slurm
+def test_two_nodes_run_every_grid_point_once_each_trial_on_its_own_gpu(
+    slurm_cluster: object,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = write_sweep(tmp_path, {"x": {"values": list(range(8))}, "sleep_s": {"value": 3}})
+    root = tmp_path / "sweeps"
+    scancel_at_end(request, root)
+    argv = ["submit", str(config), "--dir", str(root), "--nodes", "2", "--gpus-per-node", "2"]
+    assert main([*argv, "--trials-per-gpu", "1", "--agent-args", FAST_AGENT]) == 0
+    out = capsys.readouterr().out
+    [store] = sweeps_under(root)
+    [job] = re.findall(r"^Submitted Slurm job (\d+) \(2 nodes x 2 trial\(s\) at once\)", out, re.M)
+    assert f"Created sweep {store.sweep_id} in {store.path.resolve()}" in out
+    assert f"sweepherd status {store.path.resolve()}" in out
+
+    [record] = journal_events(store, "job")
+    assert (record["job"], record["kind"], record["nodes"]) == (job, SUBMIT, 2)
+    script = Path(record["script"])
+    assert script == store.path.resolve() / "slurm" / "submit.sbatch" and script.is_file()
+    assert record["options"]["gpus_per_node"] == 2 and record["options"]["nodes"] == 2
+
+    [state] = poll(
+        lambda: [s for s in squeue_jobs([job]) if s.is_terminal], 180, f"job {job} to end"
+    )
+    assert (state.state, state.exit_code, state.nodes) == ("COMPLETED", 0, "node[1-2]")
+    done = runs(store)
+    assert sorted(r.params["x"] for r in done.values()) == list(range(8))
+    assert {r.state for r in done.values()} == {RunState.FINISHED}
+    assert {r.job for r in done.values()} == {job}
+    ran = executions(tmp_path)
+    assert Counter(e["run"] for e in ran) == Counter(dict.fromkeys(done, 1))  # each point once
+    assert max(finished_results(store).values()) == 1
+
+    assert {r.node for r in done.values()} == {"node1", "node2"}  # spread over both nodes
+    for e in ran:
+        run = done[e["run"]]
+        assert e["env"]["SLURMD_NODENAME"] == run.node
+        assert e["env"]["CUDA_VISIBLE_DEVICES"] in ("0", "1")  # one GPU each...
+        assert e["env"]["CUDA_VISIBLE_DEVICES"] == run.gpus
+    for a, b in itertools.combinations(ran, 2):  # ...and never one GPU for two at once
+        same_gpu = (a["env"]["SLURMD_NODENAME"], a["env"]["CUDA_VISIBLE_DEVICES"]) == (
+            b["env"]["SLURMD_NODENAME"],
+            b["env"]["CUDA_VISIBLE_DEVICES"],
+        )
+        overlap = a["start"] < b["end"] and b["start"] < a["end"]
+        assert not (same_gpu and overlap), (a, b)
+    output = store.path / "slurm" / f"{job}.out"
+    assert output.is_file()
