@@ -59,6 +59,10 @@ FORMAT_VERSION = 1
 #: dead holder's lock is broken before a waiter gives up).
 DEFAULT_TIMEOUT_S = 60.0
 
+#: Waits between lock attempts when inotify wakes the waiter on every change (see _wake.py).
+_EVENT_MIN_WAIT_S = 0.005
+_EVENT_MAX_WAIT_S = 0.05
+
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 #: libyaml's safe loader when PyYAML was built with it: a 10,000-point grid loads in
 #: milliseconds instead of seconds, which every agent pays at start.
@@ -147,6 +151,8 @@ class SweepStore:
         lock = JournalLock(self.lock_path, agent=agent, stale_s=self.lock_stale_s)
         if not lock.try_acquire():
             with ChangeWaiter(self.path, self.journal_path) as waiter:
+                if waiter.uses_inotify:
+                    lock.min_wait_s, lock.max_wait_s = _EVENT_MIN_WAIT_S, _EVENT_MAX_WAIT_S
                 lock.acquire(timeout_s, wait=waiter.wait)
         verified = False
         try:
@@ -187,12 +193,18 @@ class SweepStore:
         start = time.monotonic()
         deadline = start + timeout_s
         next_check = start + lock.stale_check_s
-        delay = lock.min_wait_s
         extended = False
         waiter: ChangeWaiter | None = None
         try:
             self._mailbox.post(request)
             waiter = ChangeWaiter(self.path, self.journal_path)
+            # Woken by changes, a waiter's timeouts only catch what inotify cannot see (other
+            # hosts of a network filesystem): they can be long, and then cost no CPU.
+            delay, max_delay = (
+                (_EVENT_MIN_WAIT_S, _EVENT_MAX_WAIT_S)
+                if waiter.uses_inotify
+                else (lock.min_wait_s, lock.max_wait_s)
+            )
             while True:
                 events = self._answer(token)
                 if events is not None:
@@ -211,7 +223,7 @@ class SweepStore:
                     # A holder took the request: its answer comes before it releases the lock.
                     deadline, extended = now + lock.stale_s, True
                 waiter.wait(min(delay * random.uniform(0.5, 1.5), max(deadline - now, 0.0)))
-                delay = min(delay * 2.0, lock.max_wait_s)
+                delay = min(delay * 2.0, max_delay)
         finally:
             if waiter is not None:
                 waiter.close()
