@@ -122,6 +122,18 @@ def aws() -> None:
 )
 @click.option("--head-instance-type", default="t3.large", show_default=True)
 @click.option(
+    "--image",
+    default=None,
+    help="AMI id (or SSM parameter path) for the head node and CPU partitions "
+    "(default: Ubuntu 24.04).",
+)
+@click.option(
+    "--gpu-image",
+    default=None,
+    help="AMI id (or SSM parameter path) for GPU partitions (default: AWS's NVIDIA base "
+    "image on Ubuntu 24.04).",
+)
+@click.option(
     "--shared-fs-gb", type=int, default=100, show_default=True, help="Size of /shared (GiB)."
 )
 @click.option(
@@ -141,13 +153,20 @@ def init(
     ssh_cidr: str | None,
     partitions: tuple[str, ...],
     head_instance_type: str,
+    image: str | None,
+    gpu_image: str | None,
     shared_fs_gb: int,
     shared_fs_deletion: str,
     force: bool,
     list_gpu_types: bool,
 ) -> None:
     """Write a cluster config and its CloudFormation template (no AWS call)."""
-    from sweepherd.cloud.aws import parse_cluster_config, template_json, write_cluster_config
+    from sweepherd.cloud.aws import (
+        instance_spec,
+        parse_cluster_config,
+        template_json,
+        write_cluster_config,
+    )
 
     if list_gpu_types:
         _print_gpu_types()
@@ -167,6 +186,13 @@ def init(
         "shared_fs_deletion": shared_fs_deletion,
         "partitions": [_parse_partition(p) for p in partitions],
     }
+    if image:
+        raw["head_image"] = image
+    for partition in raw["partitions"]:
+        spec = instance_spec(partition["instance_type"])
+        chosen = gpu_image if spec is not None and spec.n_gpus else image
+        if chosen:
+            partition["image"] = chosen
     config = parse_cluster_config(raw)
     write_cluster_config(config, config_path)
     template = _template_path(config_path)

@@ -59,6 +59,8 @@ def render_slurm_conf(
         "SlurmctldParameters": "enable_configless,idle_on_node_suspend,cloud_reg_addrs",
         # Cloud nodes cannot resolve each other's names: no tree fan-out.
         "TreeWidth": "65533",
+        # Show powered-down cloud nodes in sinfo/scontrol (Slurm < 23.02 hides them).
+        "PrivateData": "cloud",
         "ResumeProgram": resume_program,
         "SuspendProgram": suspend_program,
         "ResumeTimeout": str(timers.resume_timeout_s),

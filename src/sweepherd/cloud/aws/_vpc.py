@@ -88,7 +88,7 @@ def create_network(
             )
         step(f"route table {rtb_id} with a default route to {igw_id}")
         subnet_ids = []
-        for i, (zone, subnet_cidr) in enumerate(zip(zones, subnet_cidrs, strict=False)):
+        for i, (zone, subnet_cidr) in enumerate(zip(zones, subnet_cidrs, strict=True)):
             with aws_errors(f"creating the subnet in {zone}"):
                 subnet_id = ec2.create_subnet(
                     VpcId=vpc_id,
