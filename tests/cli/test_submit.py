@@ -225,9 +225,11 @@ def test_two_nodes_run_every_grid_point_once_each_trial_on_its_own_gpu(
     root = tmp_path / "sweeps"
     scancel_at_end(request, root)
     argv = ["submit", str(config), "--dir", str(root), "--nodes", "2", "--gpus-per-node", "2"]
-    assert main([*argv, "--trials-per-gpu", "1", "--agent-args", FAST_AGENT]) == 0
+    argv += ["--trials-per-gpu", "1", "--name", "two nodes", "--run-cap", "50"]
+    assert main([*argv, "--agent-args", FAST_AGENT]) == 0
     out = capsys.readouterr().out
     [store] = sweeps_under(root)
+    assert (store.config.name, store.config.run_cap) == ("two nodes", 50)
     [job] = re.findall(r"^Submitted Slurm job (\d+) \(2 nodes x 2 trial\(s\) at once\)", out, re.M)
     assert f"Created sweep {store.sweep_id} in {store.path.resolve()}" in out
     assert f"sweepherd status {store.path.resolve()}" in out
