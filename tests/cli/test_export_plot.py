@@ -135,11 +135,13 @@ def test_every_view_on_a_sweep_run_by_real_agents(tmp_path: Path) -> None:
     (sweep_dir,) = (tmp_path / "sweeps").iterdir()
     sid = sweep_dir.name
     listed = sweepherd("ls")
-    assert listed.stdout.split("\n")[1].split()[:5] == [sid, "grid", "done", "3/3", "loss"]
+    row = listed.stdout.split("\n")[1].split()
+    assert row[:5] == [sid, "grid", "done", "3/3", "loss"], (listed, ran.stdout)
     watched = sweepherd("watch", sid, "--once")
-    assert watched.stdout.splitlines()[0] == f"sweep {sid}: grid, minimize loss [done]"
-    assert f"best 1: {sid}-0000 loss 1" in watched.stdout
+    assert watched.stdout.splitlines()[0] == f"sweep {sid}: grid, minimize loss [done]", watched
+    assert f"best 1: {sid}-0000 loss 1" in watched.stdout, watched
     exported = sweepherd("export", sid, "--format", "json")
+    assert exported.returncode == 0, exported
     records = json.loads(exported.stdout)
     assert sorted((r["param.x"], r["metric"], r["state"]) for r in records) == [
         (1, 1.0, "finished"),
@@ -148,7 +150,7 @@ def test_every_view_on_a_sweep_run_by_real_agents(tmp_path: Path) -> None:
     ]
     assert all(isinstance(r["param.x"], int) and r["node"] for r in records)
     logs = sweepherd("logs", sid, "2")
-    assert logs.stdout == f"hello from {sid}-0002\n"
+    assert logs.stdout == f"hello from {sid}-0002\n", logs
     plotted = sweepherd("plot", sid, "-o", "pics")
     assert plotted.returncode == 0, plotted.stderr
     assert len(list((tmp_path / "pics").glob("*.png"))) == 4
