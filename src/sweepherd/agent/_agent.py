@@ -32,6 +32,7 @@ from typing import Any
 
 from sweepherd.agent._claim import claim_next
 from sweepherd.agent._command import expand_command
+from sweepherd.agent._early import EarlyTermination
 from sweepherd.agent._env import TrialContext, trial_environment
 from sweepherd.agent._metrics import JsonlSource, MetricSource, RunMetrics
 from sweepherd.agent._slots import Slot
@@ -127,6 +128,7 @@ class Agent:
         self._store_retry_s = 0.5
         self._last_poll = 0.0
         self._hb_stop = threading.Event()
+        self._early = EarlyTermination(store, LIVE_FILE) if self.config.early_terminate else None
         self._hb_failing = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -415,6 +417,9 @@ class Agent:
             ):
                 log.warning("run %s was taken over by another attempt; stopping", trial.run.id)
                 trial.request_stop(StopCause.SUPERSEDED, self.opts.stop_grace_s)
+        if self._early is not None and not snap.cancelled:
+            for trial in self._early.to_stop(self._trials.values(), snap):
+                trial.request_stop(StopCause.EARLY, self.opts.stop_grace_s)
 
     def _publish_live(self, trial: Trial) -> None:
         """Write ``runs/<id>/live.json``: the metric as this agent sees it while the run goes.
