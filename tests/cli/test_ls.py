@@ -76,3 +76,28 @@ def test_an_unreadable_sweep_is_listed_with_its_problem(
     out = capsys.readouterr().out
     assert "broken" in out and "unreadable" in out
     assert "is not valid YAML" in out
+
+
+def test_a_wandb_backend_sweep_says_where_its_runs_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sweep directory as ``--backend wandb`` leaves it (no server is contacted here)."""
+    from monitor.helpers import GRID
+    from sweepherd.config import parse_config
+    from sweepherd.store import create_sweep
+    from sweepherd.wandb import WandbSweep
+
+    remote = WandbSweep("ab12cd34", "team", "proj", "https://wandb.ai/team/proj/sweeps/ab12cd34")
+    create_sweep(
+        tmp_path,
+        parse_config(GRID),
+        sweep_id="remote",
+        backend="wandb",
+        extra_meta={"wandb": remote.to_meta()},
+    )
+    assert main(["ls", "--dir", str(tmp_path)]) == ExitStatus.OK
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[:4] == ["remote", "demo", "grid", "wandb"]
+    assert main(["watch", "remote", "--dir", str(tmp_path), "--once"]) == ExitStatus.OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("note: runs on W&B's sweep controller: its runs are at https://")

@@ -17,7 +17,8 @@ def ls(root: Path, as_json: bool) -> None:
     """List the sweeps under --dir, oldest first: name, method, state, runs done, best value.
 
     A sweep is running (a run is in flight), done (grid exhausted, run_cap or the metric's
-    target reached), paused (runs remain but none runs: start an agent), cancelled, or empty.
+    target reached), paused (runs remain but none runs: start an agent), cancelled, empty, or
+    wandb (created with --backend wandb: its runs are on W&B, see `sweepherd status`).
     """
     import dataclasses
 

@@ -88,6 +88,7 @@ class WatchCollector:
         self._slurm_t = -float("inf")
         self._slurm_ids: list[str] = []
         self._ended_seen: set[str] | None = None
+        self._note = _backend_note(store)
 
     def collect(self, now: float | None = None) -> WatchModel:
         """Read what changed and return the frame's model (``now``: unix time, for tests)."""
@@ -119,6 +120,7 @@ class WatchCollector:
             slurm=self._read_slurm(snap, now),
             n_agents_alive=self._n_alive(beats, now),
             ended=self._newly_ended(runs),
+            note=self._note,
         )
 
     # -- the journal ---------------------------------------------------------------------------
@@ -223,3 +225,10 @@ class WatchCollector:
         self._ended_seen.update(f"{r.id}/{r.attempt}" for r in new)
         new.sort(key=lambda r: (r.ended_at or 0.0, r.seq))
         return tuple(new)
+
+
+def _backend_note(store: SweepStore) -> str | None:
+    """Where a ``--backend wandb`` sweep's runs are (its journal holds none of them)."""
+    from sweepherd.wandb import describe
+
+    return describe(store)

@@ -61,6 +61,7 @@ class WatchModel:
     slurm: SlurmPanel = field(default_factory=SlurmPanel)
     n_agents_alive: int | None = None  # None: heartbeats not read
     ended: tuple[Run, ...] = ()  # runs that ended since the previous frame (plain output)
+    note: str | None = None  # about the sweep itself (a --backend wandb sweep's runs are on W&B)
 
     @property
     def finished(self) -> bool:

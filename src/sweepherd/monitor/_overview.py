@@ -21,7 +21,7 @@ class SweepOverview:
     sweep_id: str
     name: str | None
     method: str
-    state: str  # see sweep_state; "unreadable" when its config or journal cannot be read
+    state: str  # sweep_state's; "wandb": runs on W&B's controller; "unreadable": see problem
     n_runs: int
     n_done: int
     expected: int | None
@@ -56,14 +56,17 @@ def overview(store: SweepStore) -> SweepOverview:
             created_at,
             problem=str(exc),
         )
+    from sweepherd.wandb import is_wandb_backend
+
     runs = list(snap.runs.values())
     prog = progress(config, runs)
     best = best_runs(config, runs, 1)
+    wandb = is_wandb_backend(store) and not snap.cancelled
     return SweepOverview(
         sweep_id=store.sweep_id,
         name=config.name,
         method=config.method,
-        state=sweep_state(config, runs, snap.cancelled),
+        state="wandb" if wandb else sweep_state(config, runs, snap.cancelled),
         n_runs=len(runs),
         n_done=prog.n_done,
         expected=prog.expected,

@@ -24,6 +24,7 @@ SWEEP_STATE_STYLE = {
     "paused": "yellow",
     "done": "bold green",
     "cancelled": "yellow",
+    "wandb": "blue",
 }
 
 
@@ -80,7 +81,10 @@ def render_watch(
     model: WatchModel, *, max_running: int = 8, max_jobs: int = 6, show_params: bool = True
 ) -> RenderableType:
     """The whole live view as one Rich renderable."""
-    parts: list[RenderableType] = [_header(model), _bar(model), _counts(model)]
+    parts: list[RenderableType] = [_header(model)]
+    if model.note:
+        parts.append(Text(model.note, style="yellow"))
+    parts += [_bar(model), _counts(model)]
     if model.running:
         parts += [Text(), _running_table(model, max_running)]
     if model.best:
@@ -301,7 +305,10 @@ def _ended_line(model: WatchModel, run: Run) -> str:
 
 def plain_report(model: WatchModel, *, max_running: int = 50) -> list[str]:
     """The whole view as plain lines (``watch --once`` when stdout is not a terminal)."""
-    lines = [f"{title(model)} [{model.state}]", f"progress: {done_text(model)}"]
+    lines = [f"{title(model)} [{model.state}]"]
+    if model.note:
+        lines.append(f"note: {model.note}")
+    lines.append(f"progress: {done_text(model)}")
     rate = rate_text(model)
     if rate:
         lines[-1] += f" · {rate}"
