@@ -136,7 +136,7 @@ def test_every_view_on_a_sweep_run_by_real_agents(tmp_path: Path) -> None:
     sid = sweep_dir.name
     listed = sweepherd("ls")
     row = listed.stdout.split("\n")[1].split()
-    assert row[:5] == [sid, "grid", "done", "3/3", "loss"], (listed, ran.stdout)
+    assert row == [sid, "grid", "done", "3/3", "1", "loss"], (listed, ran.stdout)
     watched = sweepherd("watch", sid, "--once")
     assert watched.stdout.splitlines()[0] == f"sweep {sid}: grid, minimize loss [done]", watched
     assert f"best 1: {sid}-0000 loss 1" in watched.stdout, watched

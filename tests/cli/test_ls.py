@@ -32,13 +32,15 @@ def test_lists_every_sweep_with_its_state(
 ) -> None:
     _sweeps(tmp_path)
     assert main(["ls", "--dir", str(tmp_path)]) == ExitStatus.OK
-    out = [line.split() for line in capsys.readouterr().out.splitlines()]
+    text = capsys.readouterr().out
+    assert max(len(line) for line in text.splitlines()) <= 80
+    out = [line.split() for line in text.splitlines()]
     assert out[0] == ["sweep", "name", "method", "state", "runs", "best"]
     rows = {row[0]: row for row in out[1:]}
     assert set(rows) == {"a-empty", "b-running", "c-done", "d-paused", "e-cancelled"}
     assert rows["a-empty"][1:] == ["demo", "grid", "empty", "0/6", "-"]
-    assert rows["b-running"][1:] == ["demo", "grid", "running", "1/6", "loss", "0.25"]
-    assert rows["c-done"][1:] == ["demo", "grid", "done", "6/6", "loss", "1"]
+    assert rows["b-running"][1:] == ["demo", "grid", "running", "1/6", "0.25", "loss"]
+    assert rows["c-done"][1:] == ["demo", "grid", "done", "6/6", "1", "loss"]
     assert rows["d-paused"][1:] == ["demo", "grid", "paused", "1/6", "-"]
     assert rows["e-cancelled"][3] == "cancelled"
     assert [row[0] for row in out[1:]] == sorted(rows)  # oldest first: created in this order

@@ -83,17 +83,17 @@ def overview_table(rows: Sequence[SweepOverview]) -> Table:
     from sweepherd.monitor._watch_view import SWEEP_STATE_STYLE
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    table.add_column("sweep", no_wrap=True)
-    table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=20)
-    table.add_column("method", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    table.add_column("runs", justify="right", no_wrap=True)
-    table.add_column("best", no_wrap=True, overflow="ellipsis")
+    table.add_column("sweep", no_wrap=True, overflow="ellipsis", max_width=24)
+    table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=16)
+    table.add_column("method", no_wrap=True, min_width=6)
+    table.add_column("state", no_wrap=True, min_width=9)
+    table.add_column("runs", justify="right", no_wrap=True, min_width=5)
+    table.add_column("best", no_wrap=True, overflow="ellipsis", max_width=24)
     for row in rows:
         runs = f"{row.n_done}/{row.expected}" if row.expected else str(row.n_done)
         best = "-"
         if row.best is not None:
-            best = f"{row.metric} {fmt(row.best, 5)}"
+            best = f"{fmt(row.best, 5)} {row.metric}"
         elif row.metric is None and row.state != "unreadable":
             best = "(no metric)"
         table.add_row(

@@ -79,9 +79,9 @@ def runs_table(
     metric = config.metric.name if config.metric else "metric"
     table = Table(title=title, box=None, pad_edge=False, header_style="bold")
     table.add_column("run", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    table.add_column(metric, justify="right", no_wrap=True)
-    table.add_column("node", no_wrap=True)
+    table.add_column("state", no_wrap=True, min_width=9)
+    table.add_column(metric, justify="right", no_wrap=True, overflow="ellipsis", max_width=12)
+    table.add_column("node", no_wrap=True, overflow="ellipsis", max_width=16)
     table.add_column("try", justify="right")
     table.add_column("time", justify="right", no_wrap=True)
     table.add_column("params", overflow="fold")
@@ -114,7 +114,7 @@ def best_table(config: SweepConfig, runs: Sequence[Run], n: int = 5) -> Table:
     )
     table.add_column("#", justify="right")
     table.add_column("run", no_wrap=True)
-    table.add_column(metric, justify="right")
+    table.add_column(metric, justify="right", no_wrap=True, overflow="ellipsis", max_width=14)
     table.add_column("params", overflow="fold")
     for i, run in enumerate(best_runs(config, runs, n), 1):
         table.add_row(str(i), run.id, fmt(run.metric, 6), fmt_params(run.params, 200))
