@@ -229,3 +229,34 @@ def test_a_node_that_cannot_be_launched_is_set_down_with_the_reason(
     line = cluster.run("scontrol", "show", "node", "-o", "cpu-1")
     assert "DOWN" in node_flags(cluster.node_state("cpu-1"))
     assert "Reason=sweepherd: launch failed: could not launch cpu-1" in line
+
+
+def test_cleanup_powers_down_a_running_node_stuck_down(
+    cloud: tuple[ClusterConfig, Any], session: AwsSession
+) -> None:
+    config, cluster = cloud
+    diag = diagnose(cluster)
+    cluster.run("scontrol", "update", "NodeName=cpu-1", "State=POWER_UP")
+    wait_until(
+        "cpu-1 to power up and register",
+        lambda: node_flags(cluster.node_state("cpu-1")) & {"POWERING_UP", "POWERED_DOWN"} == set(),
+        30,
+        diag,
+    )
+    assert len(cluster_instances(session, config.name, nodes=["cpu-1"])) == 1
+    cluster.run("scontrol", "update", "NodeName=cpu-1", "State=DOWN", "Reason=stuck")
+    flags = node_flags(cluster.node_state("cpu-1"))
+    assert "DOWN" in flags and "POWERED_DOWN" not in flags
+
+    report = cleanup_nodes(config, session=session, scontrol=Scontrol(env=cluster.env))
+    assert report.slurm_updates == ["cpu-1:POWER_DOWN_FORCE"]
+    # slurmctld then runs the suspend program, which terminates the instance
+    wait_until(
+        "the stuck node's instance to be terminated",
+        lambda: (
+            [str(r["node"]) for r in cluster.records("suspended.jsonl")] == ["cpu-1"]
+            and not cluster_instances(session, config.name, nodes=["cpu-1"])
+        ),
+        30,
+        diag,
+    )

@@ -130,9 +130,11 @@ def cleanup_nodes(config: ClusterConfig, *, session: AwsSession, scontrol: Scont
     """Repair what power saving left inconsistent; see the module docstring."""
     report = PowerReport()
     hostlist = ",".join(p.nodelist for p in config.partitions)
-    states = {n["NodeName"]: node_flags(n.get("State", "")) for n in scontrol.show_nodes(hostlist)}
+    shown = scontrol.show_nodes(hostlist)
+    states = {n["NodeName"]: node_flags(n.get("State", "")) for n in shown}
+    reasons = {n["NodeName"]: n.get("Reason", "") for n in shown}
     for node, flags in sorted(states.items()):
-        change = _state_change(flags)
+        change = _state_change(flags, reasons.get(node, ""))
         if change is None:
             continue
         new_state, reason = change
@@ -185,8 +187,13 @@ def node_flags(state: str) -> set[str]:
     return flags
 
 
-def _state_change(flags: set[str]) -> tuple[str, str] | None:
-    """What a node in ``flags`` should be set to, or ``None`` to leave it."""
+def _state_change(flags: set[str], reason: str = "") -> tuple[str, str] | None:
+    """What a node in ``flags`` should be set to, or ``None`` to leave it.
+
+    A DOWN node that is powered down (a failed resume, a ResumeTimeout) goes back in service;
+    a DOWN one that is not is powered down (its instance terminated). A drained powered-down
+    node is undrained only if sweepherd drained it: an admin's DRAIN stays.
+    """
     powered_down = "POWERED_DOWN" in flags
     busy = flags & {"POWERING_UP", "POWERING_DOWN", "POWER_DOWN"}
     if busy:
@@ -197,7 +204,7 @@ def _state_change(flags: set[str]) -> tuple[str, str] | None:
         return ("POWER_DOWN_FORCE", "sweepherd: node was DOWN")
     if "NOT_RESPONDING" in flags and not powered_down and "IDLE" in flags:
         return ("POWER_DOWN_FORCE", "sweepherd: node not responding")
-    if "DRAIN" in flags and powered_down:
+    if "DRAIN" in flags and powered_down and reason.startswith("sweepherd:"):
         return ("UNDRAIN", "")
     return None
 

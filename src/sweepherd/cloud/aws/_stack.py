@@ -156,6 +156,12 @@ def deploy(
     existing = _describe(session, config.stack_name)
     if existing is not None:
         _check_ours(existing, config)
+        if existing["StackStatus"] in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED"):
+            raise CloudError(
+                f"the stack {config.stack_name} is {existing['StackStatus']} (a failed deploy "
+                "or destroy) and cannot be updated; nothing was changed.",
+                hint="Run `sweepherd aws destroy`, then deploy again.",
+            )
     parameters = stack_parameters(config, session)
     cfn = session.client("cloudformation")
     tags = [{"Key": k, "Value": v} for k, v in config.all_tags.items()]
