@@ -107,6 +107,16 @@ class JsonLinesFollower:
         self.n_bad_lines = 0
 
     def read_new(self) -> list[dict[str, Any]]:
+        """The rows of the complete lines appended since the last call."""
+        rows: list[dict[str, Any]] = []
+        for line in self.read_new_lines():
+            row = self.parse(line)
+            if row is not None:
+                rows.append(row)
+        return rows
+
+    def read_new_lines(self) -> list[bytes]:
+        """The complete, non-blank lines appended since the last call, unparsed."""
         data = self.file.read_new()
         if self.file.restarted:
             self._partial = b""
@@ -118,20 +128,18 @@ class JsonLinesFollower:
             self._partial = data
             return []
         self._partial = data[end + 1 :]
-        rows: list[dict[str, Any]] = []
-        for line in data[:end].split(b"\n"):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                self.n_bad_lines += 1
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-            else:
-                self.n_bad_lines += 1
-        return rows
+        return [line for line in data[:end].split(b"\n") if line.strip()]
+
+    def parse(self, line: bytes) -> dict[str, Any] | None:
+        """One line's row; None (counted in :attr:`n_bad_lines`) if it is not a JSON object."""
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if isinstance(row, dict):
+            return row
+        self.n_bad_lines += 1
+        return None
 
 
 def tail_lines(

@@ -173,12 +173,29 @@ class RunMetricFollower:
             channel.points.append(MetricPoint(len(channel.points) if s is None else s, value))
 
     def _poll_jsonl(self) -> bool:
-        rows = self._jsonl.read_new()
+        lines = self._jsonl.read_new_lines()
         if self._jsonl.file.restarted:
             self._json_channel = _Channel()
-        for row in rows:
-            self._add(self._json_channel, row, row.get("_step"))
-        return bool(rows)
+        if self.keep_history or self.metric is None:
+            for line in lines:
+                row = self._jsonl.parse(line)
+                if row is not None:
+                    self._add(self._json_channel, row, row.get("_step"))
+            return bool(lines)
+        # The live view needs the count and the latest value only: parse from the end until
+        # a row holds the metric (catching up on a long file costs one parse, not thousands).
+        channel = self._json_channel
+        channel.n_rows += len(lines)
+        needle = self.metric.encode()
+        for line in reversed(lines):
+            if needle not in line and needle.replace(b".", b"/") not in line:
+                continue
+            row = self._jsonl.parse(line)
+            value = None if row is None else number(lookup(row, self.metric))
+            if value is not None:
+                channel.latest = self.latest = value
+                break
+        return bool(lines)
 
     def _poll_wandb(self) -> bool:
         from sweepherd.errors import WandbError
