@@ -2,7 +2,8 @@
 
 On a terminal it is a Rich progress bar redrawn in place; when stdout is not a terminal (a log
 file, CI) it prints a plain line when something changed, at most every ``plain_every_s``.
-It reads the journal incrementally, so a refresh costs one small read of what is new.
+It reads the journal only when it changed (one ``stat`` per refresh otherwise), and then only
+what was appended.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import time
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
+from sweepherd.monitor._follow import ChangeWatcher
 from sweepherd.monitor._render import progress_text
 from sweepherd.monitor._summary import progress
 from sweepherd.store import SweepStore
@@ -36,17 +39,20 @@ class ProgressView:
         )
         self._task = self._bar.add_task(store.sweep_id, total=None)
         self._live: Live | None = None
+        self._journal = ChangeWatcher(store.journal_path)
+        self._line: Text | None = None
         if console.is_terminal:
             self._live = Live(console=console, refresh_per_second=4, transient=False)
             self._live.start()
 
     def update(self) -> None:
-        snap = self.store.snapshot()
-        runs = list(snap.runs.values())
-        prog = progress(self.store.config, runs)
-        line = progress_text(self.store.config, prog, runs)
-        if self._live is not None:
+        if self._journal.changed() or self._line is None:
+            runs = list(self.store.snapshot().runs.values())
+            prog = progress(self.store.config, runs)
+            self._line = progress_text(self.store.config, prog, runs)
             self._bar.update(self._task, completed=prog.n_done, total=prog.expected)
+        line = self._line
+        if self._live is not None:
             self._live.update(Group(self._bar, line))
             return
         now = time.monotonic()
