@@ -18,7 +18,10 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install --upgrade pip 2>&1 | grep -v 'is ignored' || true
 
 if [ "${1:-}" = "--dev" ]; then
-    "${PIP[@]}" install -e ".[dev,wandb,aws,plot,export]" 2>&1 | grep -v 'is ignored' || true
+    # The examples' PyTorch, pinned exactly: this version's CPU wheel installs offline here; a
+    # looser spec may pull a multi-GB CUDA build.
+    "${PIP[@]}" install "torch==2.13.0" 2>&1 | grep -v 'is ignored' || true
+    "${PIP[@]}" install -e ".[dev,wandb,aws,plot,export,examples]" 2>&1 | grep -v 'is ignored' || true
     # W&B's own sweep engine, used only as a test oracle. 0.3.0 pins numpy<2 but passes its own
     # test suite on numpy 2, so it goes in without its pins, with its few other dependencies.
     "${PIP[@]}" install --no-deps "sweeps==0.3.0" "jsonref>=1.1" 2>&1 | grep -v 'is ignored' || true
