@@ -43,8 +43,10 @@ def test_the_sweeps_job_shows_with_its_state_and_runs(
         assert model.slurm.available and model.slurm.note is None
         console = Console(record=True, width=80)
         console.print(render_watch(model))
-        line = next(ln for ln in console.export_text().splitlines() if ln.startswith(job_id))
-        assert line.split()[:4] == [job_id, "RUNNING", row.nodes, "1"]
+        text = console.export_text()
+        panel = text[text.index("slurm jobs") :].splitlines()
+        assert panel[1].split() == ["job", "state", "nodes", "runs", "reason"]
+        assert panel[2].split()[:4] == [job_id, "RUNNING", row.nodes, "1"]
     finally:
         scancel([job_id])
     assert _until(collector, "CANCELLED").slurm.rows[0].job_id == job_id
