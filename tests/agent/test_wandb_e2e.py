@@ -70,7 +70,9 @@ class Agents:
         self.procs: list[subprocess.Popen[bytes]] = []
         shutil.copy(TRIAL, folder / "train.py")
 
-    def sweep(self, parameters: Mapping[str, Any], metric: str = "val_loss") -> SweepStore:
+    def sweep(
+        self, parameters: Mapping[str, Any], metric: str = "val_loss", **raw: Any
+    ) -> SweepStore:
         config = {
             "program": "train.py",
             "method": "grid",
@@ -78,6 +80,7 @@ class Agents:
             "project": "sweepherd-tests",
             "metric": {"name": metric, "goal": "minimize"},
             "parameters": {**SWEPT, **parameters},
+            **raw,
         }
         return create_sweep(
             self.folder / "sweeps",
@@ -305,6 +308,21 @@ def test_a_metric_logged_as_a_nested_dict_is_found_by_its_dotted_name(agents: Ag
     (run,) = runs_of(store)
     assert run.state is RunState.FINISHED and run.reason is None
     assert run.metric == pytest.approx(LOSSES[-1])
+
+
+def test_hyperband_stops_a_poor_run_from_what_wandb_logged(agents: Agents) -> None:
+    store = agents.sweep(
+        {"mode": {"values": ["ok", "bad"]}},
+        early_terminate={"type": "hyperband", "min_iter": 1},
+    )
+    assert agents.start(store).wait(timeout=120) == 0  # "bad" would run forever otherwise
+    runs = {r.params["mode"]: r for r in runs_of(store)}
+    assert runs["ok"].state is RunState.FINISHED
+    bad = runs["bad"]
+    assert bad.state is RunState.STOPPED and bad.reason == "stopped early by hyperband"
+    assert bad.metric is not None and bad.metric >= 10 * LOSSES[-1]
+    assert tracked(store, bad).history("val_loss")[0] == pytest.approx(10 * LOSSES[0])
+    _assert_output_kept(store, bad)
 
 
 def test_a_preempted_wandb_run_resumes_under_the_same_id(agents: Agents) -> None:

@@ -9,7 +9,8 @@ Its ``mode`` parameter picks a behaviour for the agent tests:
 - ``selfkill``: logs, waits for the log to be flushed, then kills itself with SIGKILL;
 - ``wait``: logs every epoch, then waits until the file ``release-<run id>`` appears in its
   working directory (so a test can look at the run while it is still going);
-- ``nested``: logs ``{"val": {"loss": ...}}`` (wandb stores it as ``val/loss``).
+- ``nested``: logs ``{"val": {"loss": ...}}`` (wandb stores it as ``val/loss``);
+- ``bad``: logs ten times the losses, then runs on forever (until it is stopped).
 
 Every mode prints ``CONFIG <json>`` (the ``wandb.config`` it got) and writes its pid to
 ``pid-<run id>`` in its working directory.
@@ -43,6 +44,8 @@ for epoch, loss in enumerate(losses):
         wandb.log({"epoch": epoch, "train_loss": loss})
     elif mode == "nested":
         wandb.log({"epoch": epoch, "val": {"loss": loss}})
+    elif mode == "bad":
+        wandb.log({"epoch": epoch, "val_loss": 10 * loss})
     else:
         wandb.log({"epoch": epoch, "val_loss": loss})
     if mode == "crash":
@@ -54,6 +57,9 @@ elif mode == "selfkill":
     time.sleep(4)  # the agent makes wandb flush its log every 2 s
     print("killing myself", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
+elif mode == "bad":
+    while True:
+        time.sleep(0.1)
 elif mode == "wait":
     release = Path(f"release-{run.id}")
     while not release.exists():
