@@ -109,6 +109,11 @@ def agent(
         return run_on_all_nodes(argv)
 
     store = open_sweep(sweep, root)
+    if store.meta.get("backend") == "wandb":  # made by `run|submit --backend wandb`
+        from sweepherd.errors import AgentError
+        from sweepherd.wandb import describe
+
+        raise AgentError(f"sweep {store.sweep_id} {describe(store)}")
     signal_grace = os.environ.get("SWEEPHERD_SIGNAL_GRACE_S")  # set by the sbatch script
     if signal_grace:
         # Stop trials well within the warning Slurm gives before it kills the job.
