@@ -20,6 +20,7 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
 
     from sweepherd.monitor import progress, progress_text, run_as_dict, runs_table
     from sweepherd.store import open_sweep
+    from sweepherd.wandb import describe
 
     store = open_sweep(sweep, root)
     snap = store.snapshot()
@@ -49,6 +50,9 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
     console.print(f"[bold]{title}[/]: {config.method}{metric} — {store.path}", highlight=False)
     if snap.cancelled:
         console.print("cancelled", style="yellow")
+    wandb_note = describe(store)  # a `--backend wandb` sweep: its runs are on W&B
+    if wandb_note:
+        console.print(wandb_note, highlight=False)
     console.print(progress_text(config, prog, runs))
     if not runs:
         console.print("no runs yet", style="dim")
