@@ -122,6 +122,25 @@ def test_run_creates_the_wandb_sweep_and_one_agent_per_gpu_slot(
     assert all("wandb agent stand-in started" in log.read_text() for log in logs)
 
 
+def test_status_says_where_the_runs_are_and_agent_refuses_the_sweep(
+    standins: Standins, capsys: pytest.CaptureFixture[str]
+) -> None:
+    standins.config()
+    assert standins.run() == 0
+    sweep_dir = str(standins.root / str(standins.meta()["id"]))
+    capsys.readouterr()
+    assert main(["status", sweep_dir]) == 0
+    note = (
+        f"runs on W&B's sweep controller: its runs are at "
+        f"https://wandb.example/ent/proj/sweeps/{SWEEP_ID}; more agents: wandb agent "
+        f"ent/proj/{SWEEP_ID}"
+    )
+    assert note in " ".join(capsys.readouterr().out.split())
+    # sweepherd's own agent would run a search of its own on it
+    assert main(["agent", sweep_dir]) == ExitStatus.LAUNCH
+    assert note in " ".join(capsys.readouterr().err.split())
+
+
 def test_run_without_gpus_starts_agents_times_slots_and_applies_overrides(
     standins: Standins,
 ) -> None:
