@@ -24,7 +24,8 @@ backend_option = click.option(
     show_default=True,
     help="sweepherd: the sweep lives in the sweep directory, no server needed (runs log to "
     "W&B offline). wandb: W&B's own controller, as `wandb sweep` + `wandb agent` (one per "
-    "GPU slot); the nodes must reach W&B.",
+    "GPU slot); the nodes must reach W&B, and options for sweepherd's agents (--wandb-mode, "
+    "--lost-after, --stop-grace, --agent-args) do not apply.",
 )
 
 
