@@ -100,6 +100,7 @@ class CloudSlurm:
         self._stopping = threading.Event()
         self._booter = threading.Thread(target=self._boot_loop, daemon=True)
         self.booted: list[str] = []
+        self.reserved: list[Path] = []
         self.halted: list[str] = []
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -170,6 +171,8 @@ class CloudSlurm:
         for pid in _marked(self.base):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        for marker in self.reserved:
+            marker.unlink(missing_ok=True)
 
     def _boot_loop(self) -> None:
         """Start (stop) the slurmd of each node the resume (suspend) wrapper asks for."""
@@ -256,11 +259,10 @@ class CloudSlurm:
             "InactiveLimit": "0",
         }
         node_params = {}
-        taken: set[int] = set()
         for partition in self.config.partitions:
-            # one slurmd per node on this host, each on its own port of a consecutive block
-            base_port = _consecutive_ports(partition.max_nodes, taken)
-            taken.update(range(base_port, base_port + partition.max_nodes))
+            # one slurmd per node on this host, each on its own port of a consecutive block,
+            # reserved until stop() (other test processes may start clusters meanwhile)
+            base_port = _reserve_ports(partition.max_nodes, self.reserved)
             node_params[partition.name] = {
                 "NodeHostname": "localhost",
                 "NodeAddr": "127.0.0.1",
@@ -298,13 +300,45 @@ class CloudSlurm:
             path.chmod(0o755)
 
 
-def _consecutive_ports(n: int, taken: set[int]) -> int:
-    """The first of ``n`` consecutive free ports on 127.0.0.1, from 17200 up (not ``taken``)."""
-    for start in range(17200 + (os.getpid() % 200) * 8, 30000, 8):
-        if taken & set(range(start, start + n)):
+_PORT_DIR = Path("/tmp/sweepherd-aws-test-ports")
+
+
+def _reserve_ports(n: int, reserved: list[Path]) -> int:
+    """Reserve ``n`` consecutive free ports on 127.0.0.1 (17200 up); return the first.
+
+    A port is reserved by a marker file holding our pid (created exclusively); markers of dead
+    processes are taken over. The markers go to ``reserved``, for stop() to remove.
+    """
+    _PORT_DIR.mkdir(exist_ok=True)
+    for start in range(17200, 30000, 8):
+        block = range(start, start + n)
+        if not all(_port_free(port) for port in block):
             continue
-        if all(_port_free(port) for port in range(start, start + n)):
+        taken: list[Path] = []
+        for port in block:
+            marker = _PORT_DIR / str(port)
+            try:
+                fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                try:
+                    owner = int(marker.read_text() or "0")
+                except (OSError, ValueError):
+                    owner = 0
+                if owner and _alive(owner):
+                    break
+                marker.unlink(missing_ok=True)
+                try:
+                    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    break
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            taken.append(marker)
+        if len(taken) == n:
+            reserved.extend(taken)
             return start
+        for marker in taken:
+            marker.unlink(missing_ok=True)
     raise RuntimeError("no free port block")
 
 
