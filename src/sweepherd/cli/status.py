@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sweepherd.cli._common import sweep_argument
+
+if TYPE_CHECKING:
+    from sweepherd.monitor import SlurmPanel
+    from sweepherd.store import Snapshot
 
 
 @click.command()
@@ -18,7 +25,7 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
     """Show SWEEP's progress, counts by state, and its runs."""
     from rich.console import Console
 
-    from sweepherd.monitor import progress, progress_text, run_as_dict, runs_table
+    from sweepherd.monitor import progress, progress_text, run_as_dict, runs_table, slurm_view
     from sweepherd.store import open_sweep
     from sweepherd.wandb import describe
 
@@ -27,6 +34,7 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
     runs = list(snap.runs.values())
     config = store.config
     prog = progress(config, runs)
+    jobs = _slurm_jobs(snap)
     if as_json:
         doc = {
             "id": store.sweep_id,
@@ -39,6 +47,8 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
             "expected_runs": prog.expected,
             "counts": {state.value: n for state, n in prog.counts.items()},
             "runs": [run_as_dict(r) for r in runs],
+            "slurm_jobs": [dataclasses.asdict(row) for row in jobs.rows],
+            "slurm_note": jobs.note,
         }
         click.echo(json.dumps(doc, indent=2))
         return
@@ -63,3 +73,14 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
             f"(last {len(shown)} of {len(runs)} runs; --all shows every run)", style="dim"
         )
     console.print(runs_table(config, shown))
+    if jobs.rows or snap.jobs:
+        console.print(slurm_view(jobs))
+
+
+def _slurm_jobs(snap: Snapshot) -> SlurmPanel:
+    """The sweep's Slurm jobs joined with its runs; a note instead when Slurm cannot tell."""
+    from sweepherd.launch.slurm import squeue_jobs, sweep_jobs
+    from sweepherd.monitor import read_slurm, slurm_panel
+
+    reader = functools.partial(sweep_jobs, query=functools.partial(squeue_jobs, timeout_s=10.0))
+    return slurm_panel(snap, read_slurm(snap, reader))

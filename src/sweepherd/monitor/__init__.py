@@ -63,7 +63,13 @@ from sweepherd.monitor._summary import (
     without_metric,
 )
 from sweepherd.monitor._watch import MIN_INTERVAL_S, ViewLimits, WatchResult, watch
-from sweepherd.monitor._watch_view import ended_lines, plain_report, render_watch, status_line
+from sweepherd.monitor._watch_view import (
+    ended_lines,
+    plain_report,
+    render_watch,
+    slurm_view,
+    status_line,
+)
 
 __all__ = [
     "FORMATS",
@@ -127,6 +133,7 @@ __all__ = [
     "run_as_dict",
     "runs_table",
     "slurm_panel",
+    "slurm_view",
     "status_line",
     "sweep_figures",
     "sweep_state",

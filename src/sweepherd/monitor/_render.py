@@ -82,6 +82,9 @@ def runs_table(
     table.add_column("state", no_wrap=True, min_width=9)
     table.add_column(metric, justify="right", no_wrap=True, overflow="ellipsis", max_width=12)
     table.add_column("node", no_wrap=True, overflow="ellipsis", max_width=16)
+    with_jobs = any(run.job for run in runs)
+    if with_jobs:
+        table.add_column("job", no_wrap=True, overflow="ellipsis", max_width=12)
     table.add_column("try", justify="right")
     table.add_column("time", justify="right", no_wrap=True)
     table.add_column("params", overflow="fold")
@@ -93,15 +96,16 @@ def runs_table(
         node = run.node or "-"
         if run.gpus:
             node += f":{run.gpus}"
-        table.add_row(
+        cells: list[str | Text] = [
             run.id,
             Text(run.state.value, style=STATE_STYLE[run.state]),
             fmt(run.metric),
             node,
-            str(run.attempt),
-            fmt_duration(elapsed),
-            fmt_params(run.params),
-        )
+        ]
+        if with_jobs:
+            cells.append(run.job or "-")
+        cells += [str(run.attempt), fmt_duration(elapsed), fmt_params(run.params)]
+        table.add_row(*cells)
     return table
 
 

@@ -33,6 +33,8 @@ class SweepJobLike(Protocol):
     def nodes(self) -> str | None: ...
     @property
     def kind(self) -> str | None: ...
+    @property
+    def restarts(self) -> int: ...
 
 
 #: ``read(snapshot) -> job rows`` (``sweep_jobs``); raises SweepherdError when Slurm fails.
@@ -49,6 +51,7 @@ class SlurmJobRow:
     reason: str | None = None
     kind: str | None = None  # "submit" or "scale" as the journal recorded it
     n_running: int = 0
+    restarts: int = 0  # times Slurm requeued it
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ def slurm_panel(snapshot: Snapshot, reading: SlurmReading) -> SlurmPanel:
                 job.reason,
                 job.kind,
                 running.get(job.job, 0),
+                job.restarts,
             )
             for job in reading.jobs
         )

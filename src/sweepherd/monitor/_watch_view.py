@@ -16,6 +16,7 @@ from rich.text import Text
 
 from sweepherd.monitor._model import Failure, InFlight, WatchModel
 from sweepherd.monitor._render import STATE_STYLE, fmt, fmt_duration, fmt_params
+from sweepherd.monitor._slurm import SlurmPanel
 from sweepherd.runs import Run, RunState
 
 SWEEP_STATE_STYLE = {
@@ -222,7 +223,11 @@ def _failures(model: WatchModel) -> Group:
 
 
 def _slurm(model: WatchModel, max_jobs: int) -> RenderableType:
-    panel = model.slurm
+    return slurm_view(model.slurm, max_jobs)
+
+
+def slurm_view(panel: SlurmPanel, max_jobs: int = 20) -> RenderableType:
+    """The sweep's Slurm jobs: state (with requeues), nodes, runs in flight, reason."""
     heading = Text("slurm jobs", style="bold")
     if not panel.rows:
         return Group(heading, Text(panel.note or "no Slurm jobs", style="dim"))
@@ -233,9 +238,10 @@ def _slurm(model: WatchModel, max_jobs: int) -> RenderableType:
     table.add_column("runs", justify="right", no_wrap=True)
     table.add_column("reason", no_wrap=True, overflow="ellipsis", ratio=1)
     for row in panel.rows[:max_jobs]:
+        state = row.state + (f" (requeued {row.restarts}x)" if row.restarts else "")
         table.add_row(
             row.job_id,
-            Text(row.state, style=_job_style(row.state)),
+            Text(state, style=_job_style(row.state)),
             row.nodes or "-",
             str(row.n_running),
             row.reason if row.reason and row.reason != "None" else "",

@@ -7,6 +7,7 @@ shell, with ``scancel --signal=USR1 --batch`` (a real time limit takes 60-90 s o
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from support.slurm_sweeps import (
     scancel_at_end,
     write_sweep,
 )
+from sweepherd.cli.main import main
 from sweepherd.errors import ConfigError
 from sweepherd.launch.slurm import JobState, SbatchOptions, SlurmLauncher, scancel, squeue_jobs
 from sweepherd.runs import RunState
@@ -67,6 +69,7 @@ def test_a_preempted_job_requeues_and_resumes_its_runs_with_the_same_ids(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
     # Attempt 1 of each run would take 120 s: only a resume (attempt 2, 1 s) can finish them.
@@ -109,6 +112,17 @@ def test_a_preempted_job_requeues_and_resumes_its_runs_with_the_same_ids(
             )
     output = (store.path / "slurm" / f"{job}.out").read_text()
     assert "received SIGURG" in output  # the agents were asked to stop by the fan-out
+
+    # `sweepherd status` joins the runs with the job: requeued once, completed, per node.
+    capsys.readouterr()
+    assert main(["status", str(store.path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    [row] = doc["slurm_jobs"]
+    assert (row["job_id"], row["state"], row["restarts"]) == (job, "COMPLETED", 1)
+    assert {r["job"] for r in doc["runs"]} == {job}
+    assert main(["status", str(store.path)]) == 0
+    text = capsys.readouterr().out
+    assert "slurm jobs" in text and "COMPLETED (requeued 1x)" in text
 
 
 @pytest.mark.slurm
