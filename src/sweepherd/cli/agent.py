@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import click
@@ -105,8 +104,7 @@ def agent(
     if all_nodes:
         from sweepherd.launch.slurm import run_on_all_nodes
 
-        argv = [a for a in sys.argv[1:] if a != "--all-nodes"]
-        return run_on_all_nodes(argv)
+        return run_on_all_nodes(["agent", *_forwarded_args(click.get_current_context())])
 
     store = open_sweep(sweep, root)
     if store.meta.get("backend") == "wandb":  # made by `run|submit --backend wandb`
@@ -136,3 +134,24 @@ def agent(
     setup_logging(verbose, quiet, prefix=runner.id)
     result = runner.run()
     return result.exit_status
+
+
+def _forwarded_args(ctx: click.Context) -> list[str]:
+    """This command's arguments, as parsed, for the agent on each node (without --all-nodes)."""
+    out: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if isinstance(param, click.Argument):
+            out.append(str(value))
+            continue
+        if not isinstance(param, click.Option) or param.name == "all_nodes" or value is None:
+            continue
+        flag = param.opts[0]
+        if param.count:
+            out += [flag] * int(value)
+        elif param.is_flag:
+            if value:
+                out.append(flag)
+        elif value != param.default:
+            out += [flag, str(value)]
+    return out
