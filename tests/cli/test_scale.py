@@ -107,6 +107,18 @@ def test_a_cancelled_sweep_is_refused_in_one_line(
         )
 
 
+def test_a_wandb_backend_sweep_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = write_sweep(tmp_path, {"x": {"values": [1, 2]}})
+    store = prepare_sweep(config, tmp_path / "sweeps", backend="wandb")
+    assert main(["scale", str(store.path), "-N", "2", "--dry-run"]) == ExitStatus.LAUNCH
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: sweep {store.sweep_id} is run by W&B's controller")
+    assert err.count("\n") == 1
+
+
 def test_a_finished_sweep_is_refused_but_one_with_runs_to_resume_is_not(
     store: SweepStore, capsys: pytest.CaptureFixture[str]
 ) -> None:

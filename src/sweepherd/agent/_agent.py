@@ -620,7 +620,8 @@ def _last_line(path: Path, max_bytes: int = 4096) -> str | None:
     except OSError:
         return None
     for line in reversed(tail.splitlines()):
-        if line.strip() and not line.startswith("--- sweepherd:"):
+        # Skip sweepherd's attempt banners and wandb's own closing lines ("wandb: ...").
+        if line.strip() and not line.startswith(("--- sweepherd:", "wandb:")):
             return line.strip()[:300]
     return None
 

@@ -155,6 +155,13 @@ class SlurmLauncher:
         :class:`~sweepherd.errors.SlurmError` when Slurm refuses (nothing is submitted then).
         With ``dry_run`` it only renders the script (after the same checks but Slurm's).
         """
+        if self.store.meta.get("backend") == "wandb":
+            raise LaunchError(
+                f"sweep {self.store.sweep_id} is run by W&B's controller (--backend wandb): "
+                "sweepherd's agents cannot join it.",
+                hint="Submit more `wandb agent`s with `sweepherd submit SWEEP_YAML --backend "
+                "wandb`, or start them by hand with the sweep id `sweepherd status` shows.",
+            )
         snapshot = self.store.snapshot()
         ended = finished_reason(self.store, snapshot)
         if ended is not None:
