@@ -21,6 +21,10 @@ Safety, with files only:
 - Requests are not fsynced: after a machine crash a lost request is just asked again.
 - A request whose owner died before it was served still gets a run; that run is then lost
   (its agent is silent) and run again after the grace period, like any run of a dead agent.
+- A requester that fails while waiting (an unreadable journal, an interrupt) withdraws its
+  request. The one window left: a holder took it just before, and answers with a run that the
+  still-living requester never learns of; that run stays "running" until that agent stops
+  (its stop event then marks it lost). Agents do not raise while waiting in normal operation.
 """
 
 from __future__ import annotations

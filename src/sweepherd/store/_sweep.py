@@ -224,6 +224,12 @@ class SweepStore:
                     deadline, extended = now + lock.stale_s, True
                 waiter.wait(min(delay * random.uniform(0.5, 1.5), max(deadline - now, 0.0)))
                 delay = min(delay * 2.0, max_delay)
+        except BaseException:
+            # Whatever went wrong, do not leave the request to be answered with a run that no
+            # one will start. (If a holder took it an instant ago, its run will be found lost
+            # only if this agent stops; documented in _requests.py.)
+            self._mailbox.withdraw(token)
+            raise
         finally:
             if waiter is not None:
                 waiter.close()
@@ -288,6 +294,9 @@ class SweepStore:
             verified = True
             self._journal.append(txn.encoded())
         except BaseException:
+            # Still holding the lock, so no one can take these meanwhile: the caller gets the
+            # error and its request is gone for good; the others wait for the next holder.
+            self._mailbox.withdraw(own.token)
             self._mailbox.put_back([r for r in taken if r.token != own.token])
             raise
         finally:
