@@ -5,9 +5,11 @@ On NFS, Lustre and GPFS ``fcntl``/``flock`` locks are unreliable, but creating a
 lock is the file ``journal.lock``; whoever creates it holds it. It contains its owner as one
 JSON object: host, kernel boot id, pid, agent id, a random token and the time it was taken.
 
-Waiting: a waiter retries the create after short sleeps that grow exponentially (from
-``min_wait_s`` up to ``max_wait_s``) with +-50% jitter, so a lock held for a millisecond is
-handed over within about a millisecond while hundreds of waiters do not spin the CPU.
+Waiting: a waiter retries the create after sleeps that grow exponentially (from ``min_wait_s``,
+1 ms, up to ``max_wait_s``, 20 ms) with +-50% jitter, so hundreds of waiters do not spin the CPU
+that the holder needs. :meth:`JournalLock.acquire` takes the sleep as a function: the store
+passes one that returns as soon as the lock file is removed (inotify, see ``_wake.py``), so the
+lock is handed over at once while waiters sleep longer.
 
 Staleness: a lock is stale when its owner is on this host (same host name and boot id) and its
 pid is gone (or a zombie), or when it was taken more than ``stale_s`` seconds ago (the holders
