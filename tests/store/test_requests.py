@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,17 @@ def test_a_holder_stuck_past_the_stale_time_is_overtaken(store: SweepStore) -> N
     with pytest.raises(LockTimeoutError, match="taken over"):
         holder.verify()
     holder.release()
+
+
+def test_a_full_disk_while_posting_leaves_no_request(
+    store: SweepStore,
+    tmp_path: Path,
+    mount_tmpfs: Callable[[int], Path],
+    fill_disk: Callable[[Path], list[Path]],
+) -> None:
+    box = Mailbox(mount_tmpfs(64) / "requests")
+    box.dir.mkdir()
+    fill_disk(box.dir.parent)
+    with pytest.raises(StoreError, match="full"):
+        box.post(_request("a1", results=(RunResult("r", 1, RunState.FINISHED, summary={}),)))
+    assert list(box.dir.iterdir()) == []
