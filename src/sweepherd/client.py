@@ -12,6 +12,7 @@ The agent tells the trial where to write through environment variables (see
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -24,7 +25,11 @@ ENV_METRICS_FILE = "SWEEPHERD_METRICS_FILE"
 #: The run's parameter file, in W&B's format (the same file as ``WANDB_SWEEP_PARAM_PATH``).
 ENV_PARAMS_FILE = "SWEEPHERD_PARAMS_FILE"
 
-_step = 0
+
+class _Steps:
+    """The step counter of this process's run (``wandb.log``'s ``_step``)."""
+
+    next = 0
 
 
 def log(data: Mapping[str, Any], step: int | None = None) -> None:
@@ -34,15 +39,14 @@ def log(data: Mapping[str, Any], step: int | None = None) -> None:
     metrics file. Values must be JSON-serialisable numbers, strings or booleans; NaN and
     infinities are kept as strings so the line stays valid JSON. Outside a sweep it does nothing.
     """
-    global _step
     path = os.environ.get(ENV_METRICS_FILE)
     if not path:
         return
     if not isinstance(data, Mapping):
         raise TypeError(f"sweepherd.log() takes a dict of metrics, not {type(data).__name__}")
     if step is None:
-        step = _step
-    _step = max(_step, step) + 1
+        step = _Steps.next
+    _Steps.next = max(_Steps.next, step) + 1
     row: dict[str, Any] = {"_step": step, "_timestamp": time.time()}
     for key, value in data.items():
         row[str(key)] = _plain(value)
@@ -74,10 +78,8 @@ def _plain(value: Any) -> Any:
     """A JSON-safe plain value: numpy scalars become Python numbers, NaN/inf become strings."""
     item = getattr(value, "item", None)
     if callable(item) and not isinstance(value, (str, bytes)):
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             value = item()
-        except (TypeError, ValueError):
-            pass
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
