@@ -1,14 +1,15 @@
 """Bayesian search: a model of the metric over past runs proposes the next points.
 
 On every call the sweep's runs are turned into an in-memory Optuna study (``_study.py``) over
-the parameters' space (``_space.py``), and the sampler is asked for ``n`` trials. The sampler
-is Optuna's TPE with ``constant_liar``: pending runs (and the points already proposed in this
-call) count as bad results, so parallel agents and the ``n`` points of one call spread out.
-The first ``n_startup_trials`` (10) points are random, as in any model-based search.
+the parameters' space (``_space.py``), and the sampler is asked for ``n`` trials. The default
+sampler (``_samplers.auto_sampler``) starts with a space-filling design, then uses Optuna's GP
+sampler while the history is short and torch is installed, and Optuna's multivariate TPE with
+the constant liar otherwise. Pending runs (and the points already proposed in this call) are
+RUNNING trials, which every phase keeps away from, so parallel agents and the ``n`` points of
+one call spread out.
 
-The sampler is a seam: :class:`BayesSearch` takes a ``make_sampler(seed, space)`` factory
-(``_samplers.py`` holds the default), so another sampler (Optuna's GP, a combination) can be put
-in without touching the rest.
+The sampler is a seam: :class:`BayesSearch` takes a ``make_sampler(seed, space)`` factory, so
+another Optuna sampler can be put in without touching the rest.
 
 Parallel agents stay apart even with equal ``rng`` states: the sampler's seed mixes a draw
 from the ``rng`` with the number of runs, which differs between two claims of one sweep.
@@ -49,7 +50,7 @@ class BayesSearch:
     """The ``bayes`` method. Needs ``metric``; imports Optuna only when first used."""
 
     def __init__(self, make_sampler: SamplerFactory | None = None) -> None:
-        self.make_sampler = make_sampler  # None: multivariate TPE (``_samplers.tpe_sampler``)
+        self.make_sampler = make_sampler  # None: ``_samplers.auto_sampler``
 
     def suggest(
         self, config: SweepConfig, runs: Sequence[Run], n: int, rng: np.random.Generator
@@ -62,19 +63,19 @@ class BayesSearch:
             )
         from optuna.exceptions import ExperimentalWarning
 
-        from sweepherd.search._samplers import tpe_sampler
+        from sweepherd.search._samplers import auto_sampler
         from sweepherd.search._space import dimensions, distributions
-        from sweepherd.search._study import build_study
+        from sweepherd.search._study import build_study, quiet_optuna
 
         constants = {p.path: p.value for p in config.parameters if p.distribution == "constant"}
         dims = dimensions(config)
         if not dims or n <= 0:
             return [to_params(constants) for _ in range(max(n, 0))]
         seed = _seed(rng, len(runs))
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), quiet_optuna():
             warnings.simplefilter("ignore", ExperimentalWarning)
             dists = distributions(dims)
-            sampler = (self.make_sampler or tpe_sampler)(seed, dists)
+            sampler = (self.make_sampler or auto_sampler)(seed, dists)
             study = build_study(config, dims, runs, sampler)
             pending = {
                 _point_key(dims, t.params)

@@ -17,7 +17,7 @@ the config, a string where a number is expected) makes that run invisible to the
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,33 @@ class Dimension:
         if self.param.distribution not in _NATIVE_FLOAT:
             x = cdf(self.param, x)
         return min(d.high, max(d.low, x))
+
+    def converter(self) -> Callable[[Any], Any]:
+        """:meth:`to_internal` specialised to this dimension: the same answers, faster for the
+        plain values runs almost always hold (a thousand runs are converted on every call)."""
+        d = self.distribution
+        if isinstance(d, CategoricalDistribution):
+            index = self.index
+            return lambda value: index.get(value_key(value))
+        if isinstance(d, IntDistribution):
+            lo, hi = d.low, d.high
+
+            def to_int(value: Any) -> Any:
+                if type(value) is int:
+                    return min(hi, max(lo, value))
+                return self.to_internal(value)
+
+            return to_int
+        if isinstance(d, FloatDistribution) and self.param.distribution in _NATIVE_FLOAT:
+            low, high = d.low, d.high
+
+            def to_float(value: Any) -> Any:
+                if type(value) is float and not math.isnan(value):
+                    return min(high, max(low, value))
+                return self.to_internal(value)
+
+            return to_float
+        return self.to_internal
 
     def to_value(self, internal: Any) -> Any:
         """The parameter value (W&B's type) for an Optuna value."""

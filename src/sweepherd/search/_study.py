@@ -26,10 +26,9 @@ on an unknown scale would mislead the sampler. A non-finite metric counts as mis
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -40,7 +39,7 @@ from optuna.storages import InMemoryStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from sweepherd.config._model import Metric, SweepConfig, flatten
+from sweepherd.config._model import Metric, SweepConfig
 from sweepherd.runs import Run, RunState
 from sweepherd.search._space import Dimension, distributions
 
@@ -50,15 +49,16 @@ _EPOCH = datetime(2000, 1, 1)
 
 
 class _RunTrial(FrozenTrial):
-    """A trial whose deep copy is shallow.
+    """A trial that is its own deep copy.
 
     ``InMemoryStorage`` deep-copies every trial it is given, which for a thousand runs costs
-    more than the sampling itself. These trials are built here, never mutated after, and
-    discarded with the study, so sharing their parts is safe.
+    more than the sampling itself. These trials are built here with the number and id the
+    storage gives them, never changed after (the storage replaces a trial to update it), and
+    discarded with the study, so sharing them is safe.
     """
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _RunTrial:
-        return copy.copy(self)
+        return self
 
 
 def build_study(
@@ -70,22 +70,26 @@ def build_study(
     """A fresh in-memory study holding one trial per usable run (see the module doc)."""
     metric = _metric(config)
     storage = InMemoryStorage()
-    with _quiet_optuna():
-        storage.create_new_study([_direction(metric)], study_name=_STUDY_NAME)
+    with quiet_optuna():
+        study_id = storage.create_new_study([_direction(metric)], study_name=_STUDY_NAME)
     study = optuna.Study(study_name=_STUDY_NAME, storage=storage, sampler=sampler)
     worst = _worst(metric, runs)
     dists = distributions(dims)
-    trials: list[FrozenTrial] = []
+    converters = [(d.name, d.param.path, d.converter()) for d in dims]
+    n_trials = 0
     for run in runs:
         state, value = _trial_outcome(run, metric, worst)
         if state is None:
             continue
-        params = _internal_params(config, dims, run)
+        params = _internal_params(converters, run)
         if params is None:
             continue
-        trials.append(
+        # Straight into the storage: these trials are valid by construction, and the checks
+        # of Study.add_trials cost more than the sampling at a thousand runs.
+        storage.create_new_trial(
+            study_id,
             _RunTrial(
-                number=len(trials),
+                number=n_trials,
                 state=state,
                 value=value,
                 datetime_start=_EPOCH,
@@ -95,10 +99,10 @@ def build_study(
                 user_attrs={},
                 system_attrs={},
                 intermediate_values={},
-                trial_id=len(trials),
-            )
+                trial_id=n_trials,
+            ),
         )
-    study.add_trials(trials)
+        n_trials += 1
     return study
 
 
@@ -132,17 +136,20 @@ def _worst(metric: Metric, runs: Sequence[Run]) -> float | None:
 
 
 def _internal_params(
-    config: SweepConfig, dims: Sequence[Dimension], run: Run
+    converters: Sequence[tuple[str, tuple[str, ...], Callable[[Any], Any]]], run: Run
 ) -> dict[str, Any] | None:
-    flat = flatten(run.params, config.parameters)
+    """The run's values as Optuna holds them; None if the space cannot hold one of them."""
     params: dict[str, Any] = {}
-    for d in dims:
-        if d.param.path not in flat:
-            return None
-        x = d.to_internal(flat[d.param.path])
+    for name, path, convert in converters:
+        node: Any = run.params
+        for key in path:
+            if not isinstance(node, Mapping) or key not in node:
+                return None
+            node = node[key]
+        x = convert(node)
         if x is None:
             return None
-        params[d.name] = x
+        params[name] = x
     return params
 
 
@@ -162,13 +169,20 @@ def _finite(x: float | None) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
+#: Optuna loggers whose INFO/WARNING lines are noise for a sweep: "A new study created in
+#: memory" on every call, and the GP sampler's note that the optional ``greenlet`` is missing.
+_NOISY_LOGGERS = ("optuna.storages._in_memory", "optuna._gp.batched_lbfgsb")
+
+
 @contextmanager
-def _quiet_optuna() -> Iterator[None]:
-    """Silence "A new study created in memory" (logged at INFO on every call otherwise)."""
-    logger = logging.getLogger("optuna.storages._in_memory")
-    old = logger.level
-    logger.setLevel(logging.WARNING)
+def quiet_optuna() -> Iterator[None]:
+    """Silence Optuna's per-call chatter (see ``_NOISY_LOGGERS``); errors still show."""
+    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+    old = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        logger.setLevel(old)
+        for logger, level in zip(loggers, old, strict=True):
+            logger.setLevel(level)
