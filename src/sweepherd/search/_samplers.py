@@ -2,8 +2,9 @@
 
 The default, :func:`auto_sampler`, picks the model by how much the sweep knows:
 
-1. fewer than :data:`N_STARTUP` finished runs: a space-filling design (``_startup.py``):
-   points far from every run so far, pending ones included, so parallel agents spread out;
+1. fewer than :data:`N_STARTUP` finished runs: a space-filling design (``_startup.py``): a
+   Latin hypercube built one point at a time in the slices no run occupies yet, pending ones
+   included, so parallel agents spread out;
 2. up to :data:`GP_MAX_FINISHED` finished runs, when torch can be imported: Optuna's
    ``GPSampler`` (a Gaussian process with log expected improvement; pending runs enter as
    q-batch points, so it does not propose again where a parallel agent already is). It is the
@@ -146,7 +147,8 @@ class AutoSampler(BaseSampler):
             return model.sample_relative(study, trial, search_space)
         trials = study.get_trials(deepcopy=False)
         others = [t.params for t in trials if t.number != trial.number and t.params]
-        return space_filling_point(search_space, others, seed=(self._seed, len(trials)))
+        seed = (self._seed, len(trials))
+        return space_filling_point(search_space, others, seed=seed, n_bins=N_STARTUP)
 
     def sample_independent(
         self,

@@ -1,14 +1,13 @@
 """The startup design: points spread over the space before any model is trusted.
 
-Mitchell's best-candidate sampling: draw a handful of random candidates and keep the one
-farthest from every point the sweep already has, pending runs included. It needs no state
-between calls (every call looks at the runs), it fills the space more evenly than independent
-random draws, and two agents asking at the same time get far-apart points, because each sees
-the other's pending run.
-
-Distances are measured where the parameters are uniform: each numeric dimension scaled to
-[0, 1] (on a log scale for log distributions), a categorical one counting 1 when the categories
-differ.
+A Latin hypercube built one point at a time: each numeric dimension is cut into ``n_bins``
+equal slices (where the parameter is uniform: on a log scale for log distributions), and a new
+point takes, in every dimension, a random slice that no point of the sweep occupies yet (pending
+runs included), at a random place inside it; a categorical dimension takes one of its least used
+categories. So the first points cover every range evenly without piling up in corners (as
+"farthest point" designs do in several dimensions: measured worse on Hartmann-6), it needs no
+state between calls (every call looks at the runs), and two agents asking at the same time get
+different slices, because each sees the other's pending run.
 """
 
 from __future__ import annotations
@@ -25,74 +24,81 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-#: Candidates drawn per point already in the sweep (Mitchell's factor), and at most.
-CANDIDATES_PER_POINT = 10
-MAX_CANDIDATES = 200
-
 
 def space_filling_point(
     space: Mapping[str, BaseDistribution],
     others: Sequence[Mapping[str, Any]],
     seed: int | Sequence[int],
+    n_bins: int = 10,
 ) -> dict[str, Any]:
-    """A point of ``space`` (Optuna's external values) far from every point in ``others``.
+    """A point of ``space`` (Optuna's external values) in slices ``others`` leave free.
 
-    Points in ``others`` that lack a dimension of ``space`` are ignored for that dimension.
+    ``n_bins`` is the design's size: the number of points that fill every slice once (more
+    points than that start a second round). Values in ``others`` that a dimension cannot hold,
+    or that are missing, occupy nothing.
     """
     rng = np.random.default_rng(seed)
-    n = min(MAX_CANDIDATES, CANDIDATES_PER_POINT * (len(others) + 1))
-    names = list(space)
-    cands = {name: _draw(space[name], rng, n) for name in names}
-    if not others:
-        return {name: cands[name][0] for name in names}
-    dist2 = np.full((n, len(others)), 0.0)
-    for name in names:
-        d = space[name]
-        c = np.array([_unit(d, v) for v in cands[name]])
-        o = np.array([_unit(d, p[name]) if name in p else np.nan for p in others])
+    n_bins = max(n_bins, 1)
+    point: dict[str, Any] = {}
+    for name, d in space.items():
+        values = [p[name] for p in others if name in p]
         if isinstance(d, CategoricalDistribution):
-            diff = (c[:, None] != o[None, :]).astype(float)
-        else:
-            diff = (c[:, None] - o[None, :]) ** 2
-        dist2 += np.nan_to_num(diff, nan=0.0) * ~np.isnan(o)[None, :]
-    best = int(np.argmax(dist2.min(axis=1)))
-    return {name: cands[name][best] for name in names}
-
-
-def _draw(d: BaseDistribution, rng: np.random.Generator, n: int) -> list[Any]:
-    """``n`` values of ``d``, uniform in the space where distances are measured."""
-    u = rng.random(n)
-    if isinstance(d, CategoricalDistribution):
-        return [d.choices[min(int(x * len(d.choices)), len(d.choices) - 1)] for x in u]
-    if isinstance(d, IntDistribution):
-        if d.log:  # log-uniform over [low - 1/2, high + 1/2], rounded
-            lo, hi = math.log(max(d.low - 0.5, 0.5)), math.log(d.high + 0.5)
-            return [int(min(d.high, max(d.low, round(math.exp(lo + x * (hi - lo)))))) for x in u]
-        n_values = (d.high - d.low) // d.step + 1
-        return [int(d.low + d.step * min(int(x * n_values), n_values - 1)) for x in u]
-    if isinstance(d, FloatDistribution):
-        if d.log:
-            xs = np.exp(math.log(d.low) + u * (math.log(d.high) - math.log(d.low)))
-        else:
-            xs = d.low + u * (d.high - d.low)
-        if d.step is not None:
-            xs = d.low + np.round((xs - d.low) / d.step) * d.step
-        return [float(min(d.high, max(d.low, x))) for x in xs]
-    raise TypeError(f"unsupported distribution {d!r}")
+            counts = [sum(1 for v in values if v == c) for c in d.choices]
+            least = [c for c, k in zip(d.choices, counts, strict=True) if k == min(counts)]
+            point[name] = least[int(rng.integers(len(least)))]
+            continue
+        units = [u for u in (_unit(d, v) for v in values) if not math.isnan(u)]
+        rounds = len(units) // n_bins  # slices already filled this many times over
+        used = {min(int(u * n_bins), n_bins - 1) for u in units[rounds * n_bins :]}
+        free = [b for b in range(n_bins) if b not in used] or list(range(n_bins))
+        slot = free[int(rng.integers(len(free)))]
+        point[name] = _from_unit(d, (slot + float(rng.random())) / n_bins)
+    return point
 
 
 def _unit(d: BaseDistribution, value: Any) -> float:
-    """``value`` scaled to [0, 1] (categorical: its index), NaN if ``d`` cannot hold it."""
-    if isinstance(d, CategoricalDistribution):
-        try:
-            return float(d.choices.index(value))
-        except ValueError:
-            return math.nan
+    """``value`` scaled to [0, 1], NaN if ``d`` cannot hold it."""
     if not isinstance(d, (FloatDistribution, IntDistribution)):
         return math.nan
-    lo, hi, x = float(d.low), float(d.high), float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    lo, hi, x = _bounds(d)
     if hi <= lo:
         return 0.0
-    if d.log:
-        return (math.log(max(x, lo)) - math.log(lo)) / (math.log(hi) - math.log(lo))
-    return (x - lo) / (hi - lo)
+    x = _scale(d, float(value))
+    return min(1.0, max(0.0, (x - lo) / (hi - lo)))
+
+
+def _from_unit(d: BaseDistribution, u: float) -> Any:
+    """The value of ``d`` at ``u`` in [0, 1] (where ``d`` is uniform)."""
+    lo, hi, _ = _bounds(d)
+    x = lo + u * (hi - lo)
+    if isinstance(d, IntDistribution):
+        value = math.exp(x) if d.log else x
+        k = round((value - d.low) / d.step)
+        return int(min(d.high, max(d.low, d.low + k * d.step)))
+    if isinstance(d, FloatDistribution):
+        value = math.exp(x) if d.log else x
+        if d.step is not None:
+            value = d.low + round((value - d.low) / d.step) * d.step
+        return float(min(d.high, max(d.low, value)))
+    raise TypeError(f"unsupported distribution {d!r}")
+
+
+def _bounds(d: BaseDistribution) -> tuple[float, float, None]:
+    """The range of ``d`` where it is uniform; ints reach half a step past each end."""
+    if isinstance(d, IntDistribution):
+        half = d.step / 2
+        lo, hi = d.low - half, d.high + half
+        if d.log:
+            return math.log(max(lo, d.low / 2)), math.log(hi), None
+        return lo, hi, None
+    if isinstance(d, FloatDistribution):
+        if d.log:
+            return math.log(d.low), math.log(d.high), None
+        return d.low, d.high, None
+    raise TypeError(f"unsupported distribution {d!r}")
+
+
+def _scale(d: FloatDistribution | IntDistribution, x: float) -> float:
+    return math.log(max(x, 1e-300)) if d.log else x
