@@ -313,21 +313,24 @@ def _task(args: tuple[str, str, int, int]) -> tuple[str, str, int, list[float], 
     return method, problem, seed, values, ask_s
 
 
-def latency_s(method: str, n_finished: int, max_reps: int = 5) -> float:
-    """Median seconds of one suggestion with ``n_finished`` finished and 3 running runs."""
+def latency_s(method: str, n_finished: int, max_reps: int = 5) -> tuple[float, float]:
+    """Median seconds of one suggestion with ``n_finished`` finished and 3 running runs: wall
+    clock and this process's CPU time (less sensitive to other load on the machine)."""
     problem = PROBLEMS["mixed5"]
     random = parse_config(wandb_config(problem, "random"))
     points = suggest(random, [], n_finished + PARALLEL - 1, np.random.default_rng(n_finished))
     values = [problem.f(p) for p in points[:n_finished]]
     times: list[float] = []
+    cpu: list[float] = []
     for rep in range(max_reps):
         call = _latency_call(method, problem, points, values, rep)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         call()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         if sum(times) > 5.0:  # slow methods: a few seconds of timing is enough
             break
-    return statistics.median(times)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def _latency_call(
@@ -392,6 +395,11 @@ def _latency_call(
 # -- report -----------------------------------------------------------------------------------
 
 
+def _ms(seconds: float) -> str:
+    ms = 1e3 * seconds
+    return f"{ms:.0f}" if ms >= 10 else f"{ms:.1f}"
+
+
 def _fmt(x: float) -> str:
     if x == 0:
         return "0"
@@ -407,6 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
     ap.add_argument("--latency", type=int, nargs="*", default=None, help="default 10 100 1000")
     ap.add_argument("--jobs", type=int, default=1, help="parallel processes for the sweeps")
+    ap.add_argument("--no-quality", action="store_true", help="only the latency table")
     ap.add_argument("--save", help="write every sweep's values to this JSON file")
     ap.add_argument(
         "--reuse", nargs="+", default=[], help="take sweeps found in these --save files (dev)"
@@ -418,7 +427,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     methods = [m for m in args.methods if _available(m)]
 
     t_start = time.perf_counter()
-    tasks = [(m, p, s, budgets[-1]) for p in args.problems for m in methods for s in range(n_seeds)]
+    problems = [] if args.no_quality else args.problems
+    tasks = [(m, p, s, budgets[-1]) for p in problems for m in methods for s in range(n_seeds)]
     done: list[tuple[str, str, int, list[float], float]] = []
     saved: dict[tuple[str, str, int], tuple[list[float], float]] = {}
     for path in args.reuse:
@@ -442,6 +452,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.setdefault((problem, method), []).append((values, ask_s))
     t_quality = time.perf_counter() - t_start
 
+    if problems:
+        report_quality(results, problems, methods, budgets, n_seeds)
+
+    if latency_at:
+        t0 = time.perf_counter()
+        print("\nSuggestion latency (mixed5, N finished + 3 running), ms wall (ms CPU):\n")
+        print("| method | " + " | ".join(f"{n} finished" for n in latency_at) + " |")
+        print("|" + "---|" * (len(latency_at) + 1))
+        latency_s("sweepherd", 20)  # imports outside the timing
+        for m in methods:
+            cells = []
+            for n in latency_at:
+                wall, cpu = latency_s(m, n)
+                cells.append(f"{_ms(wall)} ({_ms(cpu)})")
+            print(f"| {m} | " + " | ".join(cells) + " |")
+        t_latency = time.perf_counter() - t0
+    else:
+        t_latency = 0.0
+    print(
+        f"\n{n_seeds} seeds x {len(problems)} problems x {len(methods)} methods, budget "
+        f"{budgets[-1]}: {t_quality:.0f} s; latency: {t_latency:.0f} s; jobs={args.jobs}"
+    )
+    return 0
+
+
+def report_quality(
+    results: Mapping[tuple[str, str], list[tuple[list[float], float]]],
+    problems: Sequence[str],
+    methods: Sequence[str],
+    budgets: Sequence[int],
+    n_seeds: int,
+) -> None:
+    """Print the regret table, the time per suggestion, and the target's verdict per cell."""
     print(
         f"\nMedian regret over {n_seeds} seeds ({PARALLEL} runs pending at a time), "
         f"best found minus optimum; lower is better\n"
@@ -450,7 +493,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(header)
     print("|" + "---|" * (len(methods) + 2))
     verdicts: list[str] = []
-    for problem in args.problems:
+    for problem in problems:
         optimum = PROBLEMS[problem].optimum
         for budget in budgets:
             med = {}
@@ -468,31 +511,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
     print("\nMean seconds per suggestion during these sweeps:")
     for m in methods:
-        per = [s for p in args.problems for _, s in results[(p, m)]]
+        per = [s for p in problems for _, s in results[(p, m)]]
         print(f"  {m:11s} {statistics.mean(per):.3f}")
     if verdicts:
         print("\nTarget (sweepherd at or below the best peer):")
         for v in verdicts:
             print("  " + v)
-
-    if latency_at:
-        t0 = time.perf_counter()
-        print("\nSuggestion latency (mixed5, N finished + 3 running), ms:\n")
-        print("| method | " + " | ".join(f"{n} finished" for n in latency_at) + " |")
-        print("|" + "---|" * (len(latency_at) + 1))
-        latency_s("sweepherd", 20)  # imports outside the timing
-        for m in methods:
-            row = [1e3 * latency_s(m, n) for n in latency_at]
-            cells = [f"{x:.0f}" if x >= 10 else f"{x:.1f}" for x in row]
-            print(f"| {m} | " + " | ".join(cells) + " |")
-        t_latency = time.perf_counter() - t0
-    else:
-        t_latency = 0.0
-    print(
-        f"\n{n_seeds} seeds x {len(args.problems)} problems x {len(methods)} methods, budget "
-        f"{budgets[-1]}: {t_quality:.0f} s; latency: {t_latency:.0f} s; jobs={args.jobs}"
-    )
-    return 0
 
 
 def _available(method: str) -> bool:
