@@ -11,6 +11,7 @@ renders them. It imports nothing from sweepherd.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -69,3 +70,23 @@ class Run:
         if self.started_at is None or self.ended_at is None:
             return None
         return self.ended_at - self.started_at
+
+
+def metric_number(value: Any) -> float | None:
+    """A logged value as a metric value: a finite float, or None.
+
+    Numbers count (not booleans), and so do numeric strings, since :func:`sweepherd.log` keeps
+    NaN and infinities as text; NaN, infinities and anything else are not a value.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None

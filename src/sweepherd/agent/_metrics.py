@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from sweepherd.runs import metric_number
+
 
 class MetricUpdate(Protocol):
     """Something a source read: a logged history row, or a summary the script set."""
@@ -105,11 +107,11 @@ class RunMetrics:
     def metric_history(self, name: str) -> list[float]:
         """The numeric values of ``name`` in log order (non-numbers skipped)."""
         values = self.history.get(_resolve(name, self.history), [])
-        return [v for v in (_number(x) for x in values) if v is not None]
+        return [v for v in (metric_number(x) for x in values) if v is not None]
 
     def metric_value(self, name: str) -> float | None:
         """The run's result for ``name``: its summary value, as W&B would use it."""
-        return _number(self.summary.get(_resolve(name, self.summary)))
+        return metric_number(self.summary.get(_resolve(name, self.summary)))
 
     def plain_summary(self) -> dict[str, Any]:
         """The summary without wandb's internal keys and with JSON-safe scalar values."""
@@ -132,18 +134,3 @@ def _resolve(name: str, keys: Mapping[str, Any]) -> str:
         return name
     slashed = name.replace(".", "/")
     return slashed if slashed in keys else name
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        f = float(value)
-    elif isinstance(value, str):
-        try:
-            f = float(value)  # sweepherd.log keeps NaN/inf as strings
-        except ValueError:
-            return None
-    else:
-        return None
-    return f if math.isfinite(f) else None

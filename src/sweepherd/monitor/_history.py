@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
-import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from sweepherd.monitor._follow import ChangeWatcher, IoStats, JsonLinesFollower
+from sweepherd.runs import metric_number
 
 #: The file the agent rewrites with a running run's metric (``sweepherd.agent``'s LIVE_FILE).
 LIVE_FILE = "live.json"
@@ -38,22 +38,6 @@ class MetricPoint:
 
     step: float
     value: float
-
-
-def number(value: Any) -> float | None:
-    """A finite float from a logged value (numbers, and numeric strings such as ``"0.5"``)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        f = float(value)
-    elif isinstance(value, str):
-        try:
-            f = float(value)
-        except ValueError:
-            return None
-    else:
-        return None
-    return f if math.isfinite(f) else None
 
 
 def lookup(values: Mapping[str, Any], name: str) -> Any:
@@ -148,10 +132,10 @@ class RunMetricFollower:
         if not isinstance(doc, dict) or doc.get("metric") != self.metric:
             return False
         history = doc.get("history")
-        values = [v for v in (number(x) for x in history or ()) if v is not None]
+        values = [v for v in (metric_number(x) for x in history or ()) if v is not None]
         channel = _Channel()
         channel.n_rows = int(doc.get("n") or len(values))
-        channel.latest = number(doc.get("last"))
+        channel.latest = metric_number(doc.get("last"))
         if self.keep_history:
             channel.points = [MetricPoint(i, v) for i, v in enumerate(values)]
         new = channel.n_rows != self._live_channel.n_rows or channel.latest != self.latest
@@ -164,12 +148,12 @@ class RunMetricFollower:
         channel.n_rows += 1
         if self.metric is None:
             return
-        value = number(lookup(values, self.metric))
+        value = metric_number(lookup(values, self.metric))
         if value is None:
             return
         channel.latest = self.latest = value
         if self.keep_history:
-            s = number(step)
+            s = metric_number(step)
             channel.points.append(MetricPoint(len(channel.points) if s is None else s, value))
 
     def _poll_jsonl(self) -> bool:
@@ -191,7 +175,7 @@ class RunMetricFollower:
             if needle not in line and needle.replace(b".", b"/") not in line:
                 continue
             row = self._jsonl.parse(line)
-            value = None if row is None else number(lookup(row, self.metric))
+            value = None if row is None else metric_number(lookup(row, self.metric))
             if value is not None:
                 channel.latest = self.latest = value
                 break
@@ -236,7 +220,7 @@ class RunMetricFollower:
                     self._add(self._wandb_channel, event.values, step)
                     new = True
                 elif isinstance(event, SummaryUpdate) and self.metric is not None:
-                    value = number(lookup(event.values, self.metric))
+                    value = metric_number(lookup(event.values, self.metric))
                     if value is not None:  # the script set the summary itself
                         self._wandb_channel.latest = self.latest = value
         return new
