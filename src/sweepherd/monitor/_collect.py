@@ -28,7 +28,6 @@ from sweepherd.monitor._slurm import (
     SlurmReading,
     read_slurm,
     slurm_panel,
-    sweep_job_ids,
 )
 from sweepherd.monitor._summary import (
     best_runs,
@@ -206,7 +205,7 @@ class WatchCollector:
     # -- Slurm -----------------------------------------------------------------------------------
 
     def _read_slurm(self, snap: Snapshot, now: float) -> SlurmPanel:
-        ids = sweep_job_ids(snap)
+        ids = snap.job_ids()
         if ids != self._slurm_ids or now - self._slurm_t >= self.slurm_every_s:
             if ids and self.slurm_jobs is not None:
                 self.n_slurm_queries += 1

@@ -72,17 +72,9 @@ class SlurmPanel:
     available: bool = True
 
 
-def sweep_job_ids(snapshot: Snapshot) -> list[str]:
-    """The job ids a sweep knows (recorded jobs, runs', agents'): a new one means ask again."""
-    ids = dict.fromkeys(str(j) for j in snapshot.jobs)
-    ids.update(dict.fromkeys(r.job for r in snapshot.runs.values() if r.job))
-    ids.update(dict.fromkeys(a.job for a in snapshot.agents.values() if a.job))
-    return list(ids)
-
-
 def read_slurm(snapshot: Snapshot, reader: JobsReader | None) -> SlurmReading:
     """Read the sweep's jobs with ``reader``; a failure becomes a note, never an error."""
-    if not sweep_job_ids(snapshot):
+    if not snapshot.job_ids():
         return SlurmReading(note="no Slurm jobs recorded for this sweep")
     if reader is None:
         return SlurmReading(note="Slurm was not asked")
@@ -115,6 +107,6 @@ def slurm_panel(snapshot: Snapshot, reading: SlurmReading) -> SlurmPanel:
     else:
         rows = tuple(
             SlurmJobRow(job_id, "?", n_running=running.get(job_id, 0))
-            for job_id in (sweep_job_ids(snapshot) if not reading.available else ())
+            for job_id in (snapshot.job_ids() if not reading.available else ())
         )
     return SlurmPanel(rows, reading.note, reading.available)

@@ -68,6 +68,20 @@ class Snapshot:
         """The runs in any of ``states``, in creation order."""
         return [r for r in self.runs.values() if r.state in states]
 
+    def job_ids(self) -> list[str]:
+        """Every Slurm job id the sweep knows: recorded jobs first (in the order they were
+        recorded), then the jobs its runs and agents named (``<array>_<task>`` for arrays)."""
+        ids: dict[str, None] = dict.fromkeys(
+            sorted(self.jobs, key=lambda j: float(self.jobs[j].get("first_t", 0.0)))
+        )
+        for run in self.runs.values():
+            if run.job:
+                ids[run.job] = None
+        for agent in self.agents.values():
+            if agent.job:
+                ids[agent.job] = None
+        return list(ids)
+
 
 def result_applies(run: Run, attempt: int, state: RunState) -> bool:
     """Whether a result (``state`` reported for ``attempt``) may change ``run``.

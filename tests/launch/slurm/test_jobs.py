@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sweepherd.config import parse_config
-from sweepherd.launch.slurm import JobState, SweepJob, parse_squeue, sweep_job_ids, sweep_jobs
+from sweepherd.launch.slurm import JobState, SweepJob, parse_squeue, sweep_jobs
 from sweepherd.store import SweepStore, create_sweep
 
 CAPTURED = Path(__file__).parent / "captured"
@@ -56,7 +56,7 @@ def test_recorded_jobs_and_run_jobs_joined_with_squeue(store: SweepStore) -> Non
     query = CapturedQuery()
     jobs = sweep_jobs(store, query=query)
     assert query.calls == [["5", "6", "777", "6_1", "2"]]
-    assert sweep_job_ids(store.snapshot()) == ["5", "6", "777", "6_1", "2"]
+    assert store.snapshot().job_ids() == ["5", "6", "777", "6_1", "2"]
     assert [j.job for j in jobs] == ["5", "6_[2-5%2]", "6_0", "6_1", "777", "2"]
     by_id = {j.job: j for j in jobs}
     assert by_id["5"] == SweepJob(

@@ -34,7 +34,7 @@ from sweepherd.launch.slurm._fanout import (
     job_reference,
     run_on_all_nodes,
 )
-from sweepherd.launch.slurm._jobs import SweepJob, sweep_job_ids, sweep_jobs
+from sweepherd.launch.slurm._jobs import SweepJob, sweep_jobs
 from sweepherd.launch.slurm._launcher import (
     SCALE,
     SUBMIT,
@@ -82,6 +82,5 @@ __all__ = [
     "slurm_error",
     "squeue_jobs",
     "srun_argv",
-    "sweep_job_ids",
     "sweep_jobs",
 ]

@@ -40,20 +40,6 @@ class SweepJob:
         return self.state is None or self.state in TERMINAL_STATES
 
 
-def sweep_job_ids(snapshot: Snapshot) -> list[str]:
-    """Every Slurm job id the sweep knows: recorded jobs first, then its runs' and agents'."""
-    ids: dict[str, None] = dict.fromkeys(
-        sorted(snapshot.jobs, key=lambda j: float(snapshot.jobs[j].get("first_t", 0.0)))
-    )
-    for run in snapshot.runs.values():
-        if run.job:
-            ids[run.job] = None
-    for agent in snapshot.agents.values():
-        if agent.job:
-            ids[agent.job] = None
-    return list(ids)
-
-
 def sweep_jobs(store: SweepStore | Snapshot, *, query: JobQuery = squeue_jobs) -> list[SweepJob]:
     """The state of every Slurm job of the sweep, from one ``squeue`` call.
 
@@ -64,7 +50,7 @@ def sweep_jobs(store: SweepStore | Snapshot, *, query: JobQuery = squeue_jobs) -
     controller does not answer.
     """
     snapshot = store.snapshot() if isinstance(store, SweepStore) else store
-    ids = sweep_job_ids(snapshot)
+    ids = snapshot.job_ids()
     if not ids:
         return []
     rows = list(query(ids))
