@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +54,66 @@ def split_gpus(gpus: Sequence[str], n_agents: int) -> list[tuple[str, ...]]:
     return out
 
 
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One process to start: its command, the log file its output goes to, and where it runs."""
+
+    argv: Sequence[str]
+    log: Path
+    env: Mapping[str, str] | None = None
+    cwd: Path | None = None
+
+
+class ProcessGroup:
+    """Processes started together, each in its own session, signalled and counted together.
+
+    Their own sessions keep a terminal's Ctrl-C from reaching them directly: the caller decides
+    how to stop them (:meth:`stop`). If one cannot start, those already started are killed.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what  # for messages: "a local agent", "`wandb agent`"
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, specs: Sequence[ProcessSpec]) -> None:
+        for spec in specs:
+            try:
+                spec.log.parent.mkdir(parents=True, exist_ok=True)
+                with spec.log.open("ab") as out:
+                    proc = subprocess.Popen(
+                        list(spec.argv),
+                        cwd=spec.cwd,
+                        env=None if spec.env is None else dict(spec.env),
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+            except OSError as exc:
+                self.stop(signal.SIGKILL)
+                raise LaunchError(f"could not start {self.what}: {exc}") from exc
+            self.procs.append(proc)
+
+    @property
+    def n_alive(self) -> int:
+        return sum(p.poll() is None for p in self.procs)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Signal every process still running."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, sig)
+
+    def sleep_until_an_exit(self, timeout_s: float) -> None:
+        """Sleep up to ``timeout_s``, waking early when one of the processes ends."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.procs if p.returncode is None):
+                return
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+
 class LocalLauncher:
     """Starts, watches and stops the agent processes of one sweep on this machine."""
 
@@ -61,37 +121,27 @@ class LocalLauncher:
         self.store = store
         self.specs = list(specs)
         self.log_dir = store.path / "logs"
-        self._procs: list[subprocess.Popen[bytes]] = []
+        self._group = ProcessGroup("a local agent")
 
     def start(self) -> None:
         """Start every agent."""
-        self.log_dir.mkdir(exist_ok=True)
-        for i, spec in enumerate(self.specs):
-            argv = [sys.executable, "-m", "sweepherd", "agent", str(self.store.path), *spec.args]
-            with (self.log_dir / f"agent-{i}.log").open("ab") as out:
-                try:
-                    proc = subprocess.Popen(
-                        argv,
-                        stdin=subprocess.DEVNULL,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                except OSError as exc:
-                    self.stop(signal.SIGKILL)
-                    raise LaunchError(f"could not start a local agent: {exc}") from exc
-            self._procs.append(proc)
+        self._group.start(
+            [
+                ProcessSpec(
+                    (sys.executable, "-m", "sweepherd", "agent", str(self.store.path), *spec.args),
+                    self.log_dir / f"agent-{i}.log",
+                )
+                for i, spec in enumerate(self.specs)
+            ]
+        )
 
     @property
     def n_alive(self) -> int:
-        return sum(p.poll() is None for p in self._procs)
+        return self._group.n_alive
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Signal every agent still running (SIGTERM: stop gracefully, runs resume later)."""
-        for proc in self._procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, sig)
+        self._group.stop(sig)
 
     def wait(self, on_tick: Callable[[], None] | None = None, tick_s: float = 0.5) -> LocalOutcome:
         """Wait for every agent to end, calling ``on_tick`` every ``tick_s``.
@@ -106,7 +156,7 @@ class LocalLauncher:
                 while self.n_alive:
                     if on_tick is not None:
                         on_tick()
-                    _sleep_until_exit(self._procs, tick_s)
+                    self._group.sleep_until_an_exit(tick_s)
                 break
             except KeyboardInterrupt:
                 outcome.interrupted = True
@@ -114,21 +164,13 @@ class LocalLauncher:
                 stopping = True
         if on_tick is not None:
             on_tick()
-        for i, proc in enumerate(self._procs):
+        for i, proc in enumerate(self._group.procs):
             code = proc.wait()
             outcome.exit_codes.append(code)
             if code not in (0, 75) and not outcome.interrupted:
                 line = _last_error_line(self.log_dir / f"agent-{i}.log")
                 outcome.errors.append(line or f"agent {i} exited with status {code}")
         return outcome
-
-
-def _sleep_until_exit(procs: Sequence[subprocess.Popen[bytes]], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if any(p.poll() is not None for p in procs if p.returncode is None):
-            return
-        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
 
 def _last_error_line(path: Path) -> str | None:

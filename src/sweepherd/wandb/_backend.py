@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -318,7 +317,9 @@ class LocalWandbAgents:
         self.workdir = workdir
         self.base_env = dict(os.environ if base_env is None else base_env)
         self.log_dir = store.path / "logs"
-        self._procs: list[subprocess.Popen[bytes]] = []
+        from sweepherd.launch.local import ProcessGroup  # launchers' level: imported lazily
+
+        self._group = ProcessGroup("`wandb agent`")
 
     def argv(self) -> list[str]:
         """The command every agent runs."""
@@ -337,34 +338,27 @@ class LocalWandbAgents:
             self.log_dir.mkdir(exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create {self.log_dir}: {exc.strerror or exc}") from exc
-        for index, slot in enumerate(self.slots):
-            log_path = self.log_dir / AGENT_LOG.format(index=index)
-            try:
-                with log_path.open("ab") as out:
-                    proc = subprocess.Popen(
-                        self.argv(),
-                        cwd=self.workdir,
-                        env=self.env(slot),
-                        stdin=subprocess.DEVNULL,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-            except OSError as exc:
-                self.stop(signal.SIGKILL)
-                raise LaunchError(f"could not start `wandb agent`: {exc}") from exc
-            self._procs.append(proc)
+        from sweepherd.launch.local import ProcessSpec
+
+        self._group.start(
+            [
+                ProcessSpec(
+                    self.argv(),
+                    self.log_dir / AGENT_LOG.format(index=index),
+                    env=self.env(slot),
+                    cwd=self.workdir,
+                )
+                for index, slot in enumerate(self.slots)
+            ]
+        )
 
     @property
     def n_alive(self) -> int:
-        return sum(p.poll() is None for p in self._procs)
+        return self._group.n_alive
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Signal every agent still running."""
-        for proc in self._procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, sig)
+        self._group.stop(sig)
 
     def wait(self, tick_s: float = 0.5) -> AgentsOutcome:
         """Wait for every agent to end.
@@ -382,7 +376,7 @@ class LocalWandbAgents:
             except KeyboardInterrupt:
                 outcome.interrupted = True
                 self.stop()
-        outcome.exit_codes = [proc.wait() for proc in self._procs]
+        outcome.exit_codes = [proc.wait() for proc in self._group.procs]
         return outcome
 
     def _cancelled(self) -> bool:
