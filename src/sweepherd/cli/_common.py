@@ -56,3 +56,38 @@ def format_value(value: object, digits: int = 6) -> str:
     if value is None:
         return "-"
     return str(value)
+
+
+def trials_per_gpu_option(func: F) -> F:
+    """``--trials-per-gpu``: several small trials may share one GPU."""
+    return click.option(
+        "--trials-per-gpu", type=int, default=1, show_default=True, help="Trials sharing each GPU."
+    )(func)
+
+
+def trial_options(func: F) -> F:
+    """How sweepherd's agents treat their trials: ``--wandb-mode``, ``--lost-after``,
+    ``--stop-grace`` (shared by ``run`` and ``agent``)."""
+    func = click.option(
+        "--stop-grace",
+        type=float,
+        default=30.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="Time a stopped trial gets between SIGTERM and SIGKILL.",
+    )(func)
+    func = click.option(
+        "--lost-after",
+        type=float,
+        default=60.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="Re-run a run whose agent has been silent this long.",
+    )(func)
+    return click.option(
+        "--wandb-mode",
+        type=click.Choice(["offline", "online", "disabled"]),
+        default="offline",
+        show_default=True,
+        help="WANDB_MODE for the trials.",
+    )(func)

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import click
 
-from sweepherd.cli._common import setup_logging, sweep_argument
+from sweepherd.cli._common import (
+    setup_logging,
+    sweep_argument,
+    trial_options,
+    trials_per_gpu_option,
+)
 
 
 @click.command()
@@ -24,21 +29,11 @@ from sweepherd.cli._common import setup_logging, sweep_argument
     metavar="IDS|auto",
     help="GPUs to use, e.g. 0,1; 'auto' takes CUDA_VISIBLE_DEVICES (as Slurm sets it).",
 )
-@click.option(
-    "--trials-per-gpu", type=int, default=1, show_default=True, help="Trials sharing each GPU."
-)
+@trials_per_gpu_option
 @click.option(
     "--gpus-per-trial", type=int, default=1, show_default=True, help="GPUs each trial gets."
 )
 @click.option("--count", type=int, default=None, help="Start at most this many runs, then exit.")
-@click.option(
-    "--lost-after",
-    type=float,
-    default=60.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Re-run a run whose agent has been silent this long.",
-)
 @click.option(
     "--heartbeat",
     type=float,
@@ -47,21 +42,7 @@ from sweepherd.cli._common import setup_logging, sweep_argument
     metavar="SECONDS",
     help="How often this agent signals that it is alive.",
 )
-@click.option(
-    "--stop-grace",
-    type=float,
-    default=30.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Time a stopped trial gets between SIGTERM and SIGKILL.",
-)
-@click.option(
-    "--wandb-mode",
-    type=click.Choice(["offline", "online", "disabled"]),
-    default="offline",
-    show_default=True,
-    help="WANDB_MODE for the trials.",
-)
+@trial_options
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from sweepherd.cli._common import root_option
+from sweepherd.cli._common import root_option, trial_options, trials_per_gpu_option
 from sweepherd.cli._wandb_backend import backend_option
 from sweepherd.errors import AgentError, ExitStatus, RunsFailedError
 from sweepherd.monitor import ProgressView
@@ -37,34 +37,10 @@ if TYPE_CHECKING:
     metavar="IDS|auto",
     help="GPUs to split between the agents, e.g. 0,1,2,3.",
 )
-@click.option(
-    "--trials-per-gpu", type=int, default=1, show_default=True, help="Trials sharing each GPU."
-)
+@trials_per_gpu_option
 @click.option("--run-cap", type=int, default=None, help="Stop after this many runs (sets run_cap).")
 @click.option("--name", default=None, help="A name for the sweep (default: the config's name).")
-@click.option(
-    "--wandb-mode",
-    type=click.Choice(["offline", "online", "disabled"]),
-    default="offline",
-    show_default=True,
-    help="WANDB_MODE for the trials.",
-)
-@click.option(
-    "--lost-after",
-    type=float,
-    default=60.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Re-run a run whose agent has been silent this long.",
-)
-@click.option(
-    "--stop-grace",
-    type=float,
-    default=30.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Time a stopped trial gets between SIGTERM and SIGKILL.",
-)
+@trial_options
 @backend_option
 def run(
     config_path: Path,
