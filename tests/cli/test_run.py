@@ -100,6 +100,18 @@ def test_a_missing_program_is_caught_before_the_sweep_is_created(project: Path) 
     assert not (project / "sweeps").exists()
 
 
+def test_a_config_without_program_is_refused_before_anything_is_created(project: Path) -> None:
+    path = write_config(project)
+    raw = yaml.safe_load(path.read_text())
+    del raw["program"]
+    path.write_text(yaml.safe_dump(raw))
+    result = sweepherd("run", "sweep.yaml", cwd=project)
+    line = assert_one_error(result, ExitStatus.CONFIG)
+    assert "sweepherd cannot run it" in line
+    assert "program: missing" in result.stderr
+    assert not (project / "sweeps").exists()
+
+
 def test_a_missing_config_file(project: Path) -> None:
     line = assert_one_error(sweepherd("run", "absent.yaml", cwd=project), ExitStatus.CONFIG)
     assert "absent.yaml" in line

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sweepherd.config import SweepConfig, load_config, parse_config
+from sweepherd.config import SweepConfig, load_config, parse_config, run_problems
 from sweepherd.errors import ConfigError
 from sweepherd.store import SweepStore, create_sweep
 
@@ -40,14 +40,14 @@ def resolve_workdir(config: SweepConfig, config_path: Path) -> Path:
     started from anywhere (a Slurm job's folder) run the program the user meant.
     """
     cwd = Path.cwd()
-    uses_program = config.command is None or any(_USES_PROGRAM in part for part in config.command)
-    if not uses_program:
-        return cwd
-    if not config.program:
+    problems = run_problems(config)
+    if problems:
         raise ConfigError(
-            "the sweep has no `program`, but its command runs ${program}",
-            hint="add `program: train.py` (your training script) to the sweep config",
+            f"{config_path} is valid for W&B, but sweepherd cannot run it:", violations=problems
         )
+    uses_program = config.command is None or any(_USES_PROGRAM in part for part in config.command)
+    if not uses_program or not config.program:
+        return cwd
     program = Path(config.program)
     if program.is_absolute():
         if not program.is_file():
