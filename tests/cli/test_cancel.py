@@ -18,7 +18,7 @@ from support.slurm_sweeps import (
     write_sweep,
 )
 from sweepherd.cli.main import main
-from sweepherd.launch._prepare import prepare_sweep
+from sweepherd.launch import prepare_sweep
 from sweepherd.launch.slurm import JobState, squeue_jobs
 from sweepherd.runs import RunState
 

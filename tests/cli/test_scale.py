@@ -24,7 +24,7 @@ from support.slurm_sweeps import (
 )
 from sweepherd.cli.main import main
 from sweepherd.errors import ExitStatus
-from sweepherd.launch._prepare import prepare_sweep
+from sweepherd.launch import prepare_sweep
 from sweepherd.launch.slurm import SCALE, SUBMIT, SbatchOptions, squeue_jobs, sweep_jobs
 from sweepherd.runs import RunState
 from sweepherd.store import SweepStore

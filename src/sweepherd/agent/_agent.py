@@ -39,8 +39,7 @@ from sweepherd.agent._slots import Slot
 from sweepherd.agent._trial import StopCause, Trial, pidfd_for, spawn
 from sweepherd.errors import AgentError, StoreError, SweepherdError
 from sweepherd.runs import Run, RunState
-from sweepherd.store import RunResult, SweepStore
-from sweepherd.store._files import write_atomic
+from sweepherd.store import RunResult, SweepStore, write_atomic
 
 log = logging.getLogger("sweepherd.agent")
 

@@ -79,7 +79,7 @@ def run(
     from rich.console import Console
 
     from sweepherd.agent import parse_gpus
-    from sweepherd.launch._prepare import prepare_sweep
+    from sweepherd.launch import prepare_sweep
     from sweepherd.launch.local import AgentSpec, LocalLauncher, split_gpus
 
     if n_agents is not None and n_agents < 1:

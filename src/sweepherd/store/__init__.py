@@ -16,6 +16,7 @@ The store never imports a search method: deciding *what* to run is the agent's j
 (:func:`sweepherd.agent.claim_next`); the store only records it safely.
 """
 
+from sweepherd.store._files import write_atomic
 from sweepherd.store._fold import AgentInfo, Snapshot, result_applies
 from sweepherd.store._heartbeat import Heartbeat
 from sweepherd.store._lock import DEFAULT_STALE_S, JournalLock, LockOwner
@@ -48,4 +49,5 @@ __all__ = [
     "new_sweep_id",
     "open_sweep",
     "result_applies",
+    "write_atomic",
 ]

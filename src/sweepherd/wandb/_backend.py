@@ -189,7 +189,7 @@ def create_backend_sweep(
     The sweep directory (``backend: "wandb"``) records the W&B sweep and the working folder
     the agents start in. Nothing is created when the config is wrong or the server refuses.
     """
-    from sweepherd.launch._prepare import load_with_overrides, prepare_sweep, resolve_workdir
+    from sweepherd.launch import load_with_overrides, prepare_sweep, resolve_workdir
 
     config = load_with_overrides(config_path, run_cap=run_cap, name=name)
     resolve_workdir(config, config_path)  # a missing program must not leave a W&B sweep

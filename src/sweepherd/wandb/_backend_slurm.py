@@ -75,7 +75,7 @@ def submit_wandb(
     :class:`~sweepherd.errors.SlurmError` (no Slurm here: nothing created; sbatch refused the
     job: the sweep directory is removed, the W&B sweep stays and the message names it).
     """
-    from sweepherd.launch._prepare import load_with_overrides, resolve_workdir
+    from sweepherd.launch import load_with_overrides, resolve_workdir
     from sweepherd.launch.slurm import SbatchOptions, require_commands, sbatch
     from sweepherd.store import new_sweep_id
 
@@ -139,7 +139,7 @@ def _rendered(
     wandb: str,
     agents: tuple[int, int | None],
 ) -> WandbSubmission:
-    from sweepherd.launch.slurm._render_wandb import render_wandb_submit
+    from sweepherd.launch.slurm import render_wandb_submit
 
     n_agents, count = agents
     script = render_wandb_submit(

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from support.wandb_standin import agent_starts, write_wandb_command
-from sweepherd.launch.slurm import SbatchOptions
-from sweepherd.launch.slurm._render_wandb import render_wandb_submit
+from sweepherd.launch.slurm import SbatchOptions, render_wandb_submit
 
 GOLDEN = Path(__file__).parent / "golden"
 WANDB = "/opt/venv/bin/wandb"

@@ -46,6 +46,7 @@ from sweepherd.launch.slurm._launcher import (
 )
 from sweepherd.launch.slurm._options import TIME_FORMATS, SbatchOptions, parse_time_limit_s
 from sweepherd.launch.slurm._render import render_scale, render_submit, sbatch_quote
+from sweepherd.launch.slurm._render_wandb import render_wandb_submit
 
 __all__ = [
     "AGENT_STOP_SIGNAL",
@@ -72,6 +73,7 @@ __all__ = [
     "recorded_job_ids",
     "render_scale",
     "render_submit",
+    "render_wandb_submit",
     "require_commands",
     "run_on_all_nodes",
     "sbatch",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sweepherd.errors import LaunchError, SlurmError, StoreError
-from sweepherd.launch._prepare import load_with_overrides, prepare_sweep, resolve_workdir
+from sweepherd.launch import load_with_overrides, prepare_sweep, resolve_workdir
 from sweepherd.launch.slurm._commands import (
     parse_sbatch_parsable,
     require_commands,
