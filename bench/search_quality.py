@@ -20,8 +20,11 @@ the best value found within the budget minus the optimum; the table shows its me
 seeds. Latency is one suggestion for a sweep with N finished runs (random points of
 ``mixed5``) and 3 running, median of a few calls (the slow methods are timed once).
 
-    .venv/bin/python bench/search_quality.py           # 10 seeds, budgets 50 and 100 (~1 h)
-    .venv/bin/python bench/search_quality.py --quick   # smoke run: 2 seeds, budgets 20/30
+    .venv/bin/python bench/search_quality.py --jobs 2  # 10 seeds, budgets 50, 100: ~9 min
+    .venv/bin/python bench/search_quality.py --quick   # smoke run: 2 seeds, budgets 20/30: ~1 min
+
+(times on a quiet 2-vCPU machine; the 10-seed run is about an hour with ``--jobs 1`` on a busy
+one).
 
 ``--jobs 2`` runs seeds in parallel processes; ``--methods``, ``--problems``, ``--seeds``
 narrow the run. Methods that need a missing package (torch, sweeps) are skipped with a note.
