@@ -318,3 +318,49 @@ def test_requests_taken_by_a_holder_that_is_killed_are_served_again(tmp_path: Pa
     lines = _collect(workers)
     assert len([line for line in lines if "run" in line]) == 40
     _check_complete(store, 40)
+
+
+def _bayes_sweep_with_history(tmp_path: Path, n_finished: int) -> SweepStore:
+    raw = {
+        "program": "train.py",
+        "method": "bayes",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"min": -2.0, "max": 2.0}, "y": {"min": -2.0, "max": 2.0}},
+    }
+    store = create_sweep(tmp_path / "sweeps", parse_config(raw))
+    for i in range(n_finished):
+        with store.transaction() as txn:
+            run = txn.claim_new({"x": i / n_finished * 4 - 2, "y": 0.5}, "seed")
+            txn.finish(run.id, 1, "finished", exit_code=0, metric=float(i % 5))
+    return store
+
+
+def test_a_slow_search_serves_what_fits_in_its_budget_and_asks_the_rest_to_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Suggestions are made under the lock; a slow model (here Optuna's real GP, or TPE
+    without torch) must not hold it for the whole burst, or other agents break the lock."""
+    from sweepherd.agent import _claim
+    from sweepherd.store import ClaimRequest
+
+    store = _bayes_sweep_with_history(tmp_path, 12)
+    monkeypatch.setattr(_claim, "SUGGEST_BUDGET_S", 0.0)  # no time for more than one point
+    requests = [ClaimRequest(token=f"t{i}", agent=f"a{i}", t=float(i)) for i in range(6)]
+    with store.transaction() as txn:
+        _claim.serve_claims(txn, requests, store, store.config, store.seed, 60.0)
+        encoded = txn.encoded().decode()
+    events = [json.loads(line) for line in encoded.splitlines()]
+    claims = [e for e in events if e["e"] == "claim"]
+    replies = [e for e in events if e["e"] == "reply"]
+    assert [c["req"] for c in claims] == ["t0"]  # the oldest request got a point
+    assert {r["req"] for r in replies} == {"t1", "t2", "t3", "t4", "t5"}
+    assert {r["reason"] for r in replies} == {_claim.BUSY}
+
+    # Asked again, each gets its own point and no two get the same one.
+    monkeypatch.setattr(_claim, "SUGGEST_BUDGET_S", 60.0)
+    points = set()
+    for i in range(1, 6):
+        claim = claim_next(store, agent_id=f"a{i}")
+        assert claim.run is not None and not claim.retry
+        points.add((claim.run.params["x"], claim.run.params["y"]))
+    assert len(points) == 5

@@ -16,7 +16,13 @@ PARAMS = {"a": {"values": [1, 2, 3]}}
 
 
 def test_the_api_is_what_architecture_md_says():
-    assert sorted(search.__all__) == ["METHODS", "SearchMethod", "done_reason", "suggest"]
+    assert sorted(search.__all__) == [
+        "METHODS",
+        "SearchMethod",
+        "done_reason",
+        "suggest",
+        "warm_up",
+    ]
     assert sorted(METHODS) == ["bayes", "grid", "random"]
     with pytest.raises(TypeError):
         METHODS["mine"] = METHODS["grid"]  # type: ignore[index]

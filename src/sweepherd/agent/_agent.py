@@ -213,6 +213,8 @@ class Agent:
                 self._store_failed(exc)
                 return
             self._recorded(results)
+            if claim.retry:
+                return  # the holder ran out of time for us: ask again on the next turn
             if claim.run is None:
                 self._no_more = True
                 self._result.reason = claim.reason

@@ -13,9 +13,16 @@ hundreds of agents costs a few lock holds instead of hundreds. Serving a batch:
    heartbeat (agents asking in this batch are alive by definition);
 4. give each request a preempted run if there is one, else a lost one (same id, next attempt);
 5. for the rest, unless :func:`sweepherd.search.done_reason` gives a reason (run cap, metric
-   target): ask :func:`sweepherd.search.suggest` for that many points at once (never past the
-   run cap), with ``numpy.random.default_rng([sweep seed, seq of the first new run])``;
-   requests left without a point get no run (a grid whose every point is taken) and the reason.
+   target): ask :func:`sweepherd.search.suggest` for new points (never past the run cap), with
+   ``numpy.random.default_rng([sweep seed, seq of the first new run])``; requests left without
+   a point get no run (a grid whose every point is taken) and the reason.
+
+A suggestion may be slow (bayes's GP phase takes up to a second a point), and the lock must
+not be held for long: past its stale time other agents would break it, the holder's write
+would be refused, and the same batch would be computed again and again. So the holder makes
+one point, and asks for the rest in one call only if that fits in :data:`SUGGEST_BUDGET_S`;
+otherwise it makes points one at a time until the budget is spent and tells the remaining
+requesters :data:`BUSY`, to which they answer by asking again.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from numpy.random import default_rng  # eagerly: a lazy import would cost the ho
 
 from sweepherd.config import SweepConfig
 from sweepherd.runs import Run, RunState
-from sweepherd.search import done_reason, suggest
+from sweepherd.search import done_reason, suggest, warm_up
 from sweepherd.store import (
     DEFAULT_TIMEOUT_S,
     AgentInfo,
@@ -44,6 +51,12 @@ from sweepherd.store import (
 #: Why there is no run when the grid's every point is taken.
 EXHAUSTED = "every point of the grid has been run or is running"
 
+#: The reason given to requests the holder had no time left for: ask again.
+BUSY = "the sweep's search is busy; ask again"
+
+#: Seconds of suggesting one lock hold may spend (well below the lock's stale time).
+SUGGEST_BUDGET_S = 5.0
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -55,6 +68,11 @@ class Claim:
     #: When ``run`` is None: how many runs other agents still hold (if those agents die, their
     #: runs come back to be run again, so an agent may want to wait). 0 when ``run`` is set.
     n_running: int = 0
+
+    @property
+    def retry(self) -> bool:
+        """True when the holder had no time left for this request: ask again soon."""
+        return self.run is None and self.reason == BUSY
 
 
 def claim_next(
@@ -78,6 +96,7 @@ def claim_next(
     """
     config = store.config
     base_seed = store.seed if seed is None else seed
+    warm_up(config)  # imports (torch...) before the lock, never under it
     request = ClaimRequest(
         token=secrets.token_hex(8),
         agent=agent_id,
@@ -136,16 +155,27 @@ def serve_claims(
         return
     runs = list(txn.snapshot.runs.values())
     reason = done_reason(config, runs)
-    points: list[dict[str, Any]] = []
-    if reason is None:
-        n = len(wanting_new)
-        if config.run_cap is not None:
-            n = min(n, config.run_cap - len(runs))
-        rng = default_rng([seed, txn.snapshot.next_seq])
-        points = suggest(config, runs, n, rng)
-    for request, params in zip(wanting_new, points, strict=False):  # fewer points: grid done
-        txn.claim_new(params, request.agent, **_where(request))
-    rest = wanting_new[len(points) :]
+    n = len(wanting_new)
+    if config.run_cap is not None:
+        n = min(n, config.run_cap - len(runs))
+    served = 0
+    started = time.monotonic()
+    while reason is None and served < n:
+        # One point first; the rest in one call when the first shows they fit in the budget.
+        elapsed = time.monotonic() - started
+        if served and elapsed > SUGGEST_BUDGET_S:
+            _reply_all(txn, wanting_new[served:], BUSY)
+            return
+        per_point = elapsed / served if served else 0.0
+        batch = 1 if not served or per_point * (n - served) > SUGGEST_BUDGET_S else n - served
+        runs = list(txn.snapshot.runs.values())
+        points = suggest(config, runs, batch, default_rng([seed, txn.snapshot.next_seq]))
+        for request, params in zip(wanting_new[served:], points, strict=False):
+            txn.claim_new(params, request.agent, **_where(request))
+        served += len(points)
+        if len(points) < batch:
+            break  # the method has nothing left (a grid whose every point is taken)
+    rest = wanting_new[served:]
     if rest:
         reason = reason or done_reason(config, list(txn.snapshot.runs.values())) or EXHAUSTED
         _reply_all(txn, rest, reason)

@@ -10,6 +10,6 @@ no files and no clock; their only randomness is the ``rng`` passed in.
 """
 
 from sweepherd.search._method import METHODS, SearchMethod
-from sweepherd.search._suggest import done_reason, suggest
+from sweepherd.search._suggest import done_reason, suggest, warm_up
 
-__all__ = ["METHODS", "SearchMethod", "done_reason", "suggest"]
+__all__ = ["METHODS", "SearchMethod", "done_reason", "suggest", "warm_up"]

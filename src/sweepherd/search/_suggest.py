@@ -36,6 +36,19 @@ def suggest(
     return method(config.method).suggest(config, runs, n, rng)
 
 
+def warm_up(config: SweepConfig) -> None:
+    """Import what ``config.method`` will need (Optuna, and torch for bayes's GP phase).
+
+    The agent calls this before it takes the sweep's lock, so that the first suggestion made
+    under the lock does not also pay for importing torch (seconds, more on a network disk).
+    """
+    if config.method == "bayes":
+        from sweepherd.search import _samplers, _study  # Optuna, and its samplers
+
+        del _study
+        _samplers.torch_available()  # imports torch once, if it is installed
+
+
 def done_reason(config: SweepConfig, runs: Sequence[Run]) -> str | None:
     """Why no new run may start, as a short sentence, or None if runs may start.
 
