@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sweepherd.errors import ConfigError
 from sweepherd.launch.slurm._options import SbatchOptions
@@ -87,15 +87,20 @@ def _capacity(options: SbatchOptions) -> str:
     return f"{options.slots or 1} trial(s) at once per node"
 
 
-def _script(
+def sbatch_header(
     options: SbatchOptions,
-    head: list[str],
-    directives: list[tuple[str, str]],
+    placement: Sequence[tuple[str, str]],
     output: str,
     *,
-    stagger: bool,
-) -> str:
-    directives = [("--job-name", options.resolved_job_name), *directives]
+    last: Sequence[tuple[str, str]] = (),
+) -> list[str]:
+    """The ``#SBATCH`` lines of a job, every value quoted as sbatch reads it back.
+
+    In order: the job name, ``placement`` (``--nodes``, ``--array``...), one task per node, the
+    GPUs, the resources asked for, the output file, requeue or not, ``last`` (each directive a
+    ``(name, value)`` pair, value ``""`` for a bare flag), then ``--sbatch-arg`` as given.
+    """
+    directives = [("--job-name", options.resolved_job_name), *placement]
     directives.append(("--ntasks-per-node", "1"))
     if options.gpus_per_node:
         directives.append(("--gres", f"gpu:{options.gpus_per_node}"))
@@ -112,14 +117,25 @@ def _script(
         ("--output", output),
         ("--open-mode", "append"),
         ("--requeue" if options.requeue else "--no-requeue", ""),
-        ("--signal", f"B:USR1@{options.signal_grace_s}"),
+        *last,
     ]
-    lines = ["#!/bin/bash", *head]
-    lines += [
+    lines = [
         f"#SBATCH {name}={sbatch_quote(value)}" if value else f"#SBATCH {name}"
         for name, value in directives
     ]
-    lines += [f"#SBATCH {_quote_option(arg)}" for arg in options.sbatch_args]
+    return lines + [f"#SBATCH {_quote_option(arg)}" for arg in options.sbatch_args]
+
+
+def _script(
+    options: SbatchOptions,
+    head: list[str],
+    directives: list[tuple[str, str]],
+    output: str,
+    *,
+    stagger: bool,
+) -> str:
+    signal = [("--signal", f"B:USR1@{options.signal_grace_s}")]
+    lines = ["#!/bin/bash", *head, *sbatch_header(options, directives, output, last=signal)]
     if options.setup:
         lines += ["", "# setup", *options.setup]
     lines += ["", *_exports(options)]

@@ -20,7 +20,7 @@ import shlex
 from pathlib import Path
 
 from sweepherd.launch.slurm._options import SbatchOptions
-from sweepherd.launch.slurm._render import _capacity, _quote_option, _slurm_filename, sbatch_quote
+from sweepherd.launch.slurm._render import _capacity, _slurm_filename, sbatch_header
 
 #: The variable that tells each node where the agents' logs go (``<sweep>/slurm``).
 LOG_DIR_VAR = "SWEEPHERD_WANDB_AGENT_LOGS"
@@ -48,33 +48,8 @@ def render_wandb_submit(
         f"# {options.nodes} node(s); {_capacity(options)},",
         "# each trial run by its own `wandb agent`.",
     ]
-    directives = [
-        ("--job-name", options.resolved_job_name),
-        ("--nodes", str(options.nodes)),
-        ("--ntasks-per-node", "1"),
-    ]
-    if options.gpus_per_node:
-        directives.append(("--gres", f"gpu:{options.gpus_per_node}"))
-    optional = (
-        ("--cpus-per-task", options.cpus_per_task),
-        ("--mem", options.mem),
-        ("--partition", options.partition),
-        ("--time", options.time),
-        ("--qos", options.qos),
-        ("--account", options.account),
-    )
-    directives += [(name, str(value)) for name, value in optional if value is not None]
-    directives += [
-        ("--output", output),
-        ("--open-mode", "append"),
-        ("--requeue" if options.requeue else "--no-requeue", ""),
-    ]
     lines = ["#!/bin/bash", *head]
-    lines += [
-        f"#SBATCH {name}={sbatch_quote(value)}" if value else f"#SBATCH {name}"
-        for name, value in directives
-    ]
-    lines += [f"#SBATCH {_quote_option(arg)}" for arg in options.sbatch_args]
+    lines += sbatch_header(options, [("--nodes", str(options.nodes))], output)
     if options.setup:
         lines += ["", "# setup", *options.setup]
     env = {"PYTHONUNBUFFERED": "1", **options.env, LOG_DIR_VAR: f"{sweep_dir}/slurm"}
