@@ -4,13 +4,13 @@ real Slurm cluster."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from support.golden import check_golden
 from support.slurm_sweeps import (
     FAST_AGENT,
     executions,
@@ -31,15 +31,6 @@ from sweepherd.store import SweepStore
 
 GOLDEN = Path(__file__).parent / "golden"
 NASTY_NAME = 'it\'s "q" $HOME; echo pwned # %j'
-
-
-def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("SWEEPHERD_REGEN_GOLDEN"):
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"no golden file {path}; run with SWEEPHERD_REGEN_GOLDEN=1"
-    assert text == path.read_text()
 
 
 @pytest.fixture
@@ -80,7 +71,7 @@ def test_dry_run_reuses_the_submit_options_with_overrides(
     assert "dry run: nothing was submitted" in err
     sweep_dir = str(store.path.resolve())
     text = out.replace(sweep_dir.replace("%", "%%"), "<SWEEP_DIR>")
-    golden("scale_dry_run_overrides.sbatch", text.replace(sweep_dir, "<SWEEP_DIR>"))
+    check_golden(GOLDEN / "scale_dry_run_overrides.sbatch", text.replace(sweep_dir, "<SWEEP_DIR>"))
     assert sorted(p.name for p in (store.path / "slurm").iterdir()) == []  # nothing written
     assert [e["job"] for e in journal_events(store, "job")] == ["41"]  # nothing recorded
 

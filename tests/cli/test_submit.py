@@ -8,7 +8,6 @@ Golden files: regenerate after an intended change with
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import shlex
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from support.golden import check_golden
 from support.slurm_sweeps import (
     FAST_AGENT,
     executions,
@@ -37,15 +37,6 @@ GOLDEN = Path(__file__).parent / "golden"
 #: Values that must survive quoting in the script.
 NASTY_NAME = 'it\'s "q" $HOME; echo pwned # %j'
 SETUP = ("module load cuda/12.1", "source '/my venv/bin/activate'")
-
-
-def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("SWEEPHERD_REGEN_GOLDEN"):
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"no golden file {path}; run with SWEEPHERD_REGEN_GOLDEN=1"
-    assert text == path.read_text()
 
 
 def error_lines(err: str) -> list[str]:
@@ -101,8 +92,9 @@ def test_dry_run_prints_the_script_of_every_flag_and_creates_nothing(
     sweep_dir = re.search(r"^# sweepherd: agents of the sweep in (.+)$", out, re.M)
     assert sweep_dir is not None and sweep_dir.group(1).startswith(str(root.resolve()) + "/")
     placeholder = out.replace(sweep_dir.group(1).replace("%", "%%"), "<SWEEP_DIR>")
-    golden(
-        "submit_dry_run_every_flag.sbatch", placeholder.replace(sweep_dir.group(1), "<SWEEP_DIR>")
+    check_golden(
+        GOLDEN / "submit_dry_run_every_flag.sbatch",
+        placeholder.replace(sweep_dir.group(1), "<SWEEP_DIR>"),
     )
     exec_line = next(ln for ln in out.splitlines() if ln.startswith("exec "))
     assert shlex.split(exec_line)[1:] == [

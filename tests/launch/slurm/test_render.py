@@ -8,12 +8,12 @@ test_commands.py (directives, quoting, setup, exports, the agent's argv).
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 
 import pytest
 
+from support.golden import check_golden
 from sweepherd.errors import ConfigError
 from sweepherd.launch.slurm import SbatchOptions, render_scale, render_submit, sbatch_quote
 
@@ -108,12 +108,7 @@ def _render(name: str) -> str:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_scripts_match_golden_files(name: str) -> None:
-    text = _render(name)
-    path = GOLDEN / f"{name}.sbatch"
-    if os.environ.get("SWEEPHERD_REGEN_GOLDEN"):
-        path.write_text(text)
-    assert path.exists(), f"no golden file {path}; run with SWEEPHERD_REGEN_GOLDEN=1"
-    assert text == path.read_text()
+    check_golden(GOLDEN / f"{name}.sbatch", _render(name))
 
 
 def test_rendering_is_pure() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from support.golden import check_golden
 from support.wandb_standin import agent_starts, write_wandb_command
 from sweepherd.launch.slurm import SbatchOptions, render_wandb_submit
 
@@ -57,18 +58,10 @@ CASES: dict[str, tuple[SbatchOptions, dict[str, object]]] = {
 }
 
 
-def golden(name: str, text: str) -> None:
-    path = GOLDEN / f"{name}.sbatch"
-    if os.environ.get("SWEEPHERD_REGEN_GOLDEN"):
-        path.write_text(text)
-    assert path.exists(), f"no golden file {path}; run with SWEEPHERD_REGEN_GOLDEN=1"
-    assert text == path.read_text()
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_script_matches_its_golden_file(name: str) -> None:
     options, kw = CASES[name]
-    golden(name, render_wandb_submit(options, wandb=WANDB, **kw))  # type: ignore[arg-type]
+    check_golden(GOLDEN / f"{name}.sbatch", render_wandb_submit(options, wandb=WANDB, **kw))  # type: ignore[arg-type]
 
 
 def _exec_line(script: str) -> list[str]:
