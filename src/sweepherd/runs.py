@@ -66,7 +66,7 @@ class Run:
 
     @property
     def duration_s(self) -> float | None:
-        """Seconds the current attempt took, or has taken so far if ``now`` is passed later."""
+        """Seconds the current attempt took; None while it is still running."""
         if self.started_at is None or self.ended_at is None:
             return None
         return self.ended_at - self.started_at

@@ -49,15 +49,6 @@ def setup_logging(verbose: int = 0, quiet: bool = False, prefix: str = "sweepher
     root.propagate = False
 
 
-def format_value(value: object, digits: int = 6) -> str:
-    """A compact rendering of a metric or parameter value for tables."""
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    if value is None:
-        return "-"
-    return str(value)
-
-
 def trials_per_gpu_option(func: F) -> F:
     """``--trials-per-gpu``: several small trials may share one GPU."""
     return click.option(
