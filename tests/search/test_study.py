@@ -16,9 +16,10 @@ from sweepherd.search._study import build_study
 RAW = {"method": "bayes", "parameters": {"x": {"min": 0.0, "max": 1.0}}}
 
 
-def _trials(make_config, runs, **metric):
+def _trials(make_config, runs, warp=False, **metric):
+    """(state, value) of each trial; the runs' own values unless ``warp``."""
     config = make_config({**RAW, "metric": {"name": "m", **metric}})
-    study = build_study(config, dimensions(config), runs, RandomSampler(seed=0))
+    study = build_study(config, dimensions(config), runs, RandomSampler(seed=0), warp=warp)
     return [(t.state, t.value) for t in study.get_trials(deepcopy=False)]
 
 
@@ -93,6 +94,22 @@ def test_impute_while_running_counts_running_runs_with_their_metric(make_config,
         (C, 0.5),
         (C, 9.0),
     ]
+
+
+@pytest.mark.parametrize("goal", ["minimize", "maximize"])
+def test_the_sampler_sees_the_worse_half_compressed(goal, make_config, make_run):
+    sign = 1.0 if goal == "minimize" else -1.0
+    metrics = [sign * v for v in (0.3, 0.4, 0.5, 0.6, 0.7, 1e6)]
+    runs = [make_run({"x": i / 10}, metric=m) for i, m in enumerate(metrics)]
+    runs.append(make_run({"x": 0.9}, RunState.FAILED))  # imputed: the worst, also compressed
+    runs.append(make_run({"x": 0.95}, RunState.RUNNING))
+    trials = _trials(make_config, runs, warp=True, goal=goal)
+    values = [v for _, v in trials]
+    assert values[:3] == metrics[:3]  # the better half as the runs have it
+    assert abs(values[5]) < 10 and values[6] == values[5]  # 1e6 compressed, and imputed alike
+    assert trials[7] == (TrialState.RUNNING, None)
+    ranked = sorted(range(7), key=lambda i: sign * values[i])
+    assert ranked[:5] == [0, 1, 2, 3, 4]  # same order as the runs
 
 
 def test_the_metric_model_has_the_impute_fields():

@@ -1,7 +1,8 @@
 """Bayesian search: a model of the metric over past runs proposes the next points.
 
 On every call the sweep's runs are turned into an in-memory Optuna study (``_study.py``) over
-the parameters' space (``_space.py``), and the sampler is asked for ``n`` trials. The default
+the parameters' space (``_space.py``), their metric warped so that the worse half is compressed
+(``_warp.py``), and the sampler is asked for ``n`` trials. The default
 sampler (``_samplers.auto_sampler``) starts with a space-filling design, then uses Optuna's GP
 sampler while the history is short and torch is installed, and Optuna's multivariate TPE with
 the constant liar otherwise. Pending runs (and the points already proposed in this call) are

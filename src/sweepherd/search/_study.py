@@ -18,6 +18,10 @@ running                     RUNNING (pending), so ``constant_liar`` keeps parall
 preempted, lost             RUNNING: they will run again with the same parameters
 ==========================  =============================================================
 
+The values the trials get are then passed through a monotone warp that compresses the worse
+half of them (``_warp.py``), so a diverged run does not flatten the model's view of the good
+ones; the order of the runs is kept.
+
 ``metric.impute``: ``worst`` (the default) is the worst finite metric of any ended run;
 ``best`` and ``latest`` are the run's own metric (``Run.metric``, its summary value). Where W&B
 would fall back to ``0.0`` (no such value exists), the run is left out instead: a made-up value
@@ -42,6 +46,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sweepherd.config._model import Metric, SweepConfig
 from sweepherd.runs import Run, RunState
 from sweepherd.search._space import Dimension, distributions
+from sweepherd.search._warp import compress_worse_half
 
 _STUDY_NAME = "sweepherd"
 # Optuna trials carry timestamps; the search is pure, so they get a fixed one, never the clock.
@@ -66,8 +71,14 @@ def build_study(
     dims: Sequence[Dimension],
     runs: Sequence[Run],
     sampler: BaseSampler,
+    *,
+    warp: bool = True,
 ) -> optuna.Study:
-    """A fresh in-memory study holding one trial per usable run (see the module doc)."""
+    """A fresh in-memory study holding one trial per usable run (see the module doc).
+
+    ``warp``: give the trials their values through ``_warp.compress_worse_half`` (the
+    default), as the sampler should see them; False keeps the runs' own values.
+    """
     metric = _metric(config)
     storage = InMemoryStorage()
     with quiet_optuna():
@@ -76,7 +87,7 @@ def build_study(
     worst = _worst(metric, runs)
     dists = distributions(dims)
     converters = [(d.name, d.param.path, d.converter()) for d in dims]
-    n_trials = 0
+    rows: list[tuple[TrialState, float | None, dict[str, Any]]] = []
     for run in runs:
         state, value = _trial_outcome(run, metric, worst)
         if state is None:
@@ -84,14 +95,17 @@ def build_study(
         params = _internal_params(converters, run)
         if params is None:
             continue
+        rows.append((state, value, params))
+    values = iter(_model_values([v for _, v, _ in rows if v is not None], metric, warp))
+    for number, (state, value, params) in enumerate(rows):
         # Straight into the storage: these trials are valid by construction, and the checks
         # of Study.add_trials cost more than the sampling at a thousand runs.
         storage.create_new_trial(
             study_id,
             _RunTrial(
-                number=n_trials,
+                number=number,
                 state=state,
-                value=value,
+                value=None if value is None else next(values),
                 datetime_start=_EPOCH,
                 datetime_complete=None if state == TrialState.RUNNING else _EPOCH,
                 params=params,
@@ -99,11 +113,15 @@ def build_study(
                 user_attrs={},
                 system_attrs={},
                 intermediate_values={},
-                trial_id=n_trials,
+                trial_id=number,
             ),
         )
-        n_trials += 1
     return study
+
+
+def _model_values(values: list[float], metric: Metric, warp: bool) -> list[float]:
+    """The completed trials' values as the sampler sees them (see ``_warp.py``)."""
+    return compress_worse_half(values, metric.goal) if warp else values
 
 
 def _trial_outcome(
