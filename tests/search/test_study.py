@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
@@ -11,7 +12,7 @@ from optuna.trial import TrialState
 from sweepherd.config._model import Metric
 from sweepherd.runs import RunState
 from sweepherd.search._space import dimensions
-from sweepherd.search._study import build_study
+from sweepherd.search._study import build_study, quiet_optuna
 
 RAW = {"method": "bayes", "parameters": {"x": {"min": 0.0, "max": 1.0}}}
 
@@ -110,6 +111,18 @@ def test_the_sampler_sees_the_worse_half_compressed(goal, make_config, make_run)
     assert trials[7] == (TrialState.RUNNING, None)
     ranked = sorted(range(7), key=lambda i: sign * values[i])
     assert ranked[:5] == [0, 1, 2, 3, 4]  # same order as the runs
+
+
+@pytest.mark.parametrize(
+    "name", ["optuna.storages._in_memory", "optuna._gp.batched_lbfgsb", "optuna._gp.gp"]
+)
+def test_optunas_per_call_chatter_is_quiet_but_errors_show(name):
+    logger = logging.getLogger(name)
+    before = logger.level
+    with quiet_optuna():
+        assert not logger.isEnabledFor(logging.WARNING)
+        assert logger.isEnabledFor(logging.ERROR)
+    assert logger.level == before  # as it was, after
 
 
 def test_the_metric_model_has_the_impute_fields():

@@ -188,8 +188,10 @@ def _finite(x: float | None) -> float | None:
 
 
 #: Optuna loggers whose INFO/WARNING lines are noise for a sweep: "A new study created in
-#: memory" on every call, and the GP sampler's note that the optional ``greenlet`` is missing.
-_NOISY_LOGGERS = ("optuna.storages._in_memory", "optuna._gp.batched_lbfgsb")
+#: memory" on every call, the GP sampler's note that the optional ``greenlet`` is missing, and
+#: its note that fitting the kernel failed numerically (near-duplicate points, common once a
+#: sweep converges) and the default kernel is used for this suggestion: nothing a user can act on.
+_NOISY_LOGGERS = ("optuna.storages._in_memory", "optuna._gp.batched_lbfgsb", "optuna._gp.gp")
 
 
 @contextmanager
