@@ -222,6 +222,42 @@ def test_attempts_of_one_run_id_are_read_in_order(tmp_path: Path, wandb_script: 
     assert find_run_logs(tmp_path, "att") == []
 
 
+def test_attempts_started_in_the_same_second_are_all_found_in_order(
+    big_run: Path, tmp_path: Path
+) -> None:
+    """wandb names a second attempt that starts in the same second ``...-<id>-1``, ``-2``, ...
+
+    The layout is built from a real run's transaction log. Runs whose id is this one's plus
+    ``-<n>`` (sweepherd run ids contain a dash) are not taken for its attempts.
+    """
+    run_id = "swp1-0007"
+    folders = [
+        f"offline-run-20260101_120000-{run_id}",
+        f"offline-run-20260101_120000-{run_id}-1",
+        f"offline-run-20260101_120000-{run_id}-2",
+        f"offline-run-20260101_120000-{run_id}-10",
+        f"offline-run-20260101_120001-{run_id}",
+    ]
+    for i, name in enumerate(reversed(folders)):  # created newest first: order is not mtime
+        folder = tmp_path / "wandb" / name
+        folder.mkdir(parents=True)
+        shutil.copy(big_run, folder / f"run-{run_id}.wandb")
+        (folder / "marker").write_text(str(i))
+    other = tmp_path / "wandb" / f"offline-run-20260101_120000-{run_id}-3"
+    other.mkdir()
+    shutil.copy(big_run, other / f"run-{run_id}-3.wandb")  # the run "swp1-0007-3"
+    (tmp_path / "wandb" / f"offline-run-20260101_120000-{run_id}-x").mkdir()
+
+    found = find_run_logs(tmp_path, run_id)
+    assert [p.parent.name for p in found] == folders
+    assert [p.parent.name for p in find_run_logs(tmp_path, f"{run_id}-3")] == [other.name]
+    reader = RunLogReader(tmp_path, run_id)
+    tracker = MetricTracker(track=["loss"])
+    tracker.update(reader.read_new())
+    assert reader.paths == found
+    assert tracker.n_attempts == len(folders)
+
+
 # -- the file format, on one finished run whose records span several 32 KiB blocks ------------
 
 BIG = """

@@ -42,7 +42,7 @@ _MAGIC = b":W&B"
 _MAGIC_NUMBER = 0xBEE1
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 _TYPE_CRC = {t: zlib.crc32(bytes([t])) for t in (_FULL, _FIRST, _MIDDLE, _LAST)}
-_RUN_DIR = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-")
+_RUN_DIR = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-(.+)$")
 
 INSTALL_HINT = "Install it in the agent's environment: pip install 'sweepherd[wandb]'."
 
@@ -317,12 +317,14 @@ def find_run_logs(wandb_dir: str | Path, run_id: str) -> list[Path]:
 
     wandb puts a run in ``<WANDB_DIR>/wandb/`` (``.wandb/`` if that exists) in a folder
     ``offline-run-<YYYYmmdd_HHMMSS>-<id>`` (``run-...`` when online). Each attempt of a run
-    resumed under the same id has its own folder. The result is in start order: by the folder's
-    timestamp, then by the file's modification time.
+    resumed under the same id has its own folder; an attempt that starts in the same second as
+    an earlier one gets ``-1``, ``-2``, ... after the id (as wandb 0.28 and later name them, so
+    two attempts never share a folder). The result is in start
+    order: by the folder's timestamp, then that number, then the file's modification time.
     """
     root = Path(wandb_dir)
     name = f"run-{run_id}.wandb"
-    found: list[tuple[str, float, str, Path]] = []
+    found: list[tuple[str, int, float, str, Path]] = []
     for sub in ("wandb", ".wandb"):
         try:
             folders = list((root / sub).iterdir())
@@ -330,15 +332,27 @@ def find_run_logs(wandb_dir: str | Path, run_id: str) -> list[Path]:
             continue
         for folder in folders:
             match = _RUN_DIR.match(folder.name)
-            if match is None or not folder.name.endswith(f"-{run_id}") or folder.is_symlink():
+            if match is None or folder.is_symlink():
                 continue
+            index = _attempt_index(match.group(2), run_id)
+            if index is None:
+                continue
+            # Also rules out another run whose id is this one's plus "-<n>": its file differs.
             path = folder / name
             try:
                 mtime = path.stat().st_mtime
             except OSError:
                 continue
-            found.append((match.group(1), mtime, folder.name, path))
+            found.append((match.group(1), index, mtime, folder.name, path))
     return [p for *_, p in sorted(found)]
+
+
+def _attempt_index(tail: str, run_id: str) -> int | None:
+    """0 for a folder name ending ``-<run_id>``, n for ``-<run_id>-<n>``; None for neither."""
+    if tail == run_id:
+        return 0
+    suffix = tail.removeprefix(f"{run_id}-")
+    return int(suffix) if suffix != tail and suffix.isdigit() else None
 
 
 class RunLogReader:
