@@ -114,6 +114,60 @@ def test_sigterm_preempts_runs_and_the_next_agent_resumes_them(
     assert {m["env"]["WANDB_RUN_ID"] for m in second} == set(ids)
 
 
+def test_a_trial_that_ended_by_itself_before_the_stop_signal_counts_as_finished(
+    make_sweep: SweepFactory, start_agent, tmp_path: Path
+) -> None:
+    """Slurm's warning may come while the agent is busy (waiting for the lock, suggesting) and
+    has not yet seen its trial exit: the trial finished on its own and must not run again."""
+    store = make_sweep({"x": {"values": [3]}, "sleep_s": {"value": 1.0}})
+    agent = start_agent(store, "-q", *FAST)
+    wait_for(lambda: len(marks(tmp_path)) == 1, what="the trial started")
+    (mark,) = (tmp_path / "marks").iterdir()
+    trial_pid = int(mark.name.rsplit(".", 1)[1])
+    agent.send_signal(signal.SIGSTOP)  # the agent is busy: it cannot reap its trial
+    try:
+        wait_for(lambda: _proc_state(trial_pid) == "Z", what="the trial to exit (a zombie)")
+        agent.send_signal(signal.SIGUSR1)  # delivered when it runs again
+    finally:
+        agent.send_signal(signal.SIGCONT)
+    assert agent.wait(timeout=30) == 0  # nothing to requeue
+    (run,) = _runs(store)
+    assert (run.state, run.attempt, run.metric) == (RunState.FINISHED, 1, 9.0)
+    assert len(marks(tmp_path)) == 1
+
+
+def _proc_state(pid: int) -> str | None:
+    """The state letter of a process in /proc (R, S, Z, ...); None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def test_a_run_folder_that_cannot_be_made_gives_the_run_back_and_stops_cleanly(
+    make_sweep: SweepFactory, start_agent, tmp_path: Path
+) -> None:
+    """An inode quota or a stray file: the agent gives the run back and stops its others."""
+    store = make_sweep({"x": {"values": [0, 1]}, "sleep_first_s": {"value": 60}})
+    stray = store.runs_dir / f"{store.sweep_id}-0001"
+    stray.write_text("not a folder")
+    agent = start_agent(store, "-q", "--slots", "2", *FAST)
+    assert agent.wait(timeout=30) == 4  # the store's error, printed once
+    log = (tmp_path / "agent-logs" / "agent-0.log").read_text()
+    assert log.count("error: ") == 1 and "Traceback" not in log
+    runs = {r.id: r for r in _runs(store)}
+    assert runs[f"{store.sweep_id}-0000"].state is RunState.PREEMPTED  # stopped, not killed
+    assert runs[stray.name].state is RunState.LOST
+    assert "could not start" in (runs[stray.name].reason or "")
+
+    stray.unlink()
+    assert start_agent(store, "-q", "--slots", "2", *FAST).wait(timeout=60) == 0
+    runs = {r.id: r for r in _runs(store)}
+    assert len(runs) == 2 and all(r.state is RunState.FINISHED for r in runs.values())
+    assert max(_end_events(store).values()) == 1
+
+
 def test_cancel_stops_running_runs_and_agents_exit(
     make_sweep: SweepFactory, start_agent, tmp_path: Path
 ) -> None:

@@ -222,10 +222,10 @@ class Agent:
             self._start(claim.run, slot)
 
     def _start(self, run: Run, slot: Slot) -> None:
-        # Absolute paths: the trial runs in the workdir, not where the agent was started.
-        run_dir = self.store.run_dir(run.id).resolve()
-        params_file = run_dir / "params.yaml"
         try:
+            # Absolute paths: the trial runs in the workdir, not where the agent was started.
+            run_dir = self.store.run_dir(run.id).resolve()
+            params_file = run_dir / "params.yaml"
             _write_params(params_file, run.params)
             ckpt = run_dir / "checkpoints"
             ckpt.mkdir(exist_ok=True)
@@ -282,7 +282,13 @@ class Agent:
             code = trial.poll()
             if code is None:
                 continue
-            if self._stop_signal is not None and trial.stop_cause is None:
+            if (
+                self._stop_signal is not None
+                and trial.stop_cause is None
+                and not trial.ended_before_stop
+            ):
+                # Ended after the signal without the agent's asking: Slurm signals every
+                # process of the job, so the trial was most likely stopped by it too.
                 trial.stop_cause = StopCause.PREEMPT
             if trial.stop_cause is None and code < 0 and -code in _SLURM_KILL_SIGNALS:
                 if trial.died_at is None:
@@ -322,7 +328,7 @@ class Agent:
                 reason = f"metric {metric_name!r} was never logged"
         else:
             state, reason = RunState.FAILED, _describe_exit(code)
-            tail = _last_line(self.store.run_dir(trial.run.id) / "stderr.log")
+            tail = _last_line(self.store.run_path(trial.run.id) / "stderr.log")
             if tail:
                 reason += f": {tail}"
         if state is RunState.FAILED:
@@ -507,6 +513,8 @@ class Agent:
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             if self._stop_signal is None:
+                for trial in self._trials.values():  # ended, not stopped: judge by exit status
+                    trial.ended_before_stop = trial.exited_by_itself()
                 log.warning(
                     "received %s: stopping trials; they will be resumed",
                     signal.Signals(signum).name,

@@ -76,7 +76,7 @@ class EarlyTermination:
         """Another run's history, from its ``live.json`` when that changed."""
         if run.id in self._ended:
             return self._ended[run.id]
-        path = self.store.run_dir(run.id) / self.live_file
+        path = self.store.run_path(run.id) / self.live_file
         history = self._read_if_changed(run.id, path)
         if run.state.is_terminal:
             self._ended[run.id] = history

@@ -49,6 +49,8 @@ class Trial:
     stop_deadline: float | None = None  # monotonic time at which SIGKILL follows SIGTERM
     pidfd: int | None = None
     died_at: float | None = None  # monotonic time it was seen dead of an outside signal
+    #: The process had already exited by itself when the agent got its stop signal.
+    ended_before_stop: bool = False
 
     @property
     def pid(self) -> int:
@@ -63,9 +65,29 @@ class Trial:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, sig)
 
+    def exited_by_itself(self) -> bool:
+        """True once the process has exited (not been killed by a signal); does not reap it.
+
+        Safe in a signal handler: it only peeks at the process's state.
+        """
+        code = self.process.returncode
+        if code is None:
+            try:
+                info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:  # reaped meanwhile: the next poll() says how it ended
+                return False
+            if info is None:
+                return False
+            return info.si_code == os.CLD_EXITED
+        return code >= 0
+
     def request_stop(self, cause: StopCause, grace_s: float) -> None:
-        """SIGTERM the group now, SIGKILL it after ``grace_s`` if still alive (see :meth:`tick`)."""
-        if self.stop_cause is None:
+        """SIGTERM the group now, SIGKILL it after ``grace_s`` if still alive (see :meth:`tick`).
+
+        A trial that has already exited by itself keeps no cause: its exit status says how it
+        ended (one that exits in the very instant it is asked to stop counts as stopped).
+        """
+        if self.stop_cause is None and not self.exited_by_itself():
             self.stop_cause = cause
         if self.stop_deadline is None:
             self.stop_deadline = time.monotonic() + grace_s

@@ -349,11 +349,15 @@ class SweepStore:
 
     # -- run folders ---------------------------------------------------------------------------
 
-    def run_dir(self, run_id: str) -> Path:
-        """``runs/<run_id>/``, created if missing."""
+    def run_path(self, run_id: str) -> Path:
+        """``runs/<run_id>/``, which may not exist yet (for reading; see :meth:`run_dir`)."""
         if not _RUN_ID.fullmatch(run_id):
             raise StoreError(f"Invalid run id {run_id!r}.")
-        path = self.runs_dir / run_id
+        return self.runs_dir / run_id
+
+    def run_dir(self, run_id: str) -> Path:
+        """``runs/<run_id>/``, created if missing."""
+        path = self.run_path(run_id)
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
