@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import threading
 import time
@@ -13,7 +14,15 @@ import pytest
 
 from sweepherd.errors import LockTimeoutError, StoreError
 from sweepherd.runs import RunState
-from sweepherd.store import ClaimRequest, JournalLock, RunResult, SweepStore, Transaction
+from sweepherd.store import (
+    ClaimAnswer,
+    ClaimRequest,
+    JournalLock,
+    RunResult,
+    SweepStore,
+    Transaction,
+    open_sweep,
+)
 from sweepherd.store._requests import Mailbox
 
 
@@ -209,3 +218,67 @@ def test_a_full_disk_while_posting_leaves_no_request(
     with pytest.raises(StoreError, match="full"):
         box.post(_request("a1", results=(RunResult("r", 1, RunState.FINISHED, summary={}),)))
     assert list(box.dir.iterdir()) == []
+
+
+def test_an_answer_whose_append_is_undone_is_not_taken(
+    store: SweepStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder's write succeeds and a waiter can read its answer at once; then the holder's
+    fsync fails (how NFS reports a full disk or quota) and the append is truncated away. The
+    waiter must not act on that answer: its reported result would be lost and its run claimed
+    again. The fsync failure is injected at ``_datasync`` (no local filesystem fails there after
+    accepting a write); everything else is the real store, lock and mailbox."""
+    from sweepherd.store import _journal
+
+    with store.transaction(agent="setup") as txn:
+        held = [txn.claim_new({"n": -1}, "a"), txn.claim_new({"n": -2}, "b")]
+    gate = JournalLock(store.lock_path, agent="gate")
+    gate.acquire(timeout_s=1)
+    results: dict[str, object] = {}
+
+    def ask(agent: str, run_id: str) -> None:
+        request = _request(agent, results=(RunResult(run_id, 1, RunState.FINISHED, 0, 1.0),))
+        try:
+            results[agent] = store_for_thread[agent].request_claim(request, _serve_new, 10)
+        except StoreError as exc:
+            results[agent] = exc
+
+    store_for_thread = {
+        "a": open_sweep(store.path, store.path.parent),
+        "b": open_sweep(store.path, store.path.parent),
+    }
+    threads = [
+        threading.Thread(target=ask, args=(agent, run.id))
+        for agent, run in zip("ab", held, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while len(list(store._mailbox.dir.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    real = _journal._datasync
+    failed: list[bool] = []
+
+    def fsync_fails_once(fd: int) -> None:
+        if failed:
+            return real(fd)
+        failed.append(True)
+        time.sleep(1.0)  # the other requester reads its answer meanwhile
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_journal, "_datasync", fsync_fails_once)
+    gate.release()  # one of the two takes the lock and serves both
+    for thread in threads:
+        thread.join(timeout=20)
+    assert failed
+    errors = [a for a, r in results.items() if isinstance(r, StoreError)]
+    answered = {a: r for a, r in results.items() if isinstance(r, ClaimAnswer)}
+    assert len(errors) == 1 and len(answered) == 1, results  # the server got the error
+    ((agent, answer),) = answered.items()
+    assert answer.run is not None
+    store.request_claim(_request("third"), _serve_new, timeout_s=10)  # serves what is left
+    runs = open_sweep(store.path, store.path.parent).snapshot().runs
+    mine = [r for r in runs.values() if r.agent == agent]
+    # Its result is in the journal, and it holds exactly the run it was told it got.
+    assert runs[held["ab".index(agent)].id].state is RunState.FINISHED
+    assert [r.id for r in mine if r.state is RunState.RUNNING] == [answer.run.id]

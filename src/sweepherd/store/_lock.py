@@ -201,6 +201,14 @@ class JournalLock:
         seen = self._read()
         return seen is None or (self._is_stale(*seen) and self._break(*seen))
 
+    def holder_token(self) -> str | None:
+        """The token of whoever holds the lock now (``""`` while its file is being written);
+        None when it is free. For watching a hold end without taking the lock."""
+        seen = self._read()
+        if seen is None:
+            return None
+        return "" if seen[0] is None else seen[0].token
+
     def verify(self) -> None:
         """Raise :class:`LockTimeoutError` unless the lock file still holds this owner's token."""
         if self._owner is None:

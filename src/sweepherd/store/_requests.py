@@ -15,9 +15,12 @@ Safety, with files only:
   answered and a taken one is never withdrawn: its owner then waits for the answer, which the
   holder appends before it releases the lock.
 - If serving fails (the disk is full, a bug), the holder posts the others' requests again for
-  the next holder, and its own caller gets the error. A holder that dies after taking requests
-  loses them: each owner notices when it holds the lock itself and finds its request neither
-  answered nor waiting, and serves it then.
+  the next holder, and its own caller gets the error. A failed fsync comes after the write, so
+  a requester may already have read its answer: the holder truncates the append before it
+  releases the lock, and a requester takes an answer only once the hold that wrote it (named
+  in the answer's ``by``) has ended and the journal, read again, did not change beneath it.
+  A holder that dies after taking requests loses them: each owner notices when it holds the
+  lock itself and finds its request neither answered nor waiting, and serves it then.
 - Requests are not fsynced: after a machine crash a lost request is just asked again.
 - A request whose owner died before it was served still gets a run; that run is then lost
   (its agent is silent) and run again after the grace period, like any run of a dead agent.

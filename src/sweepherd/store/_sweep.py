@@ -103,6 +103,7 @@ class SweepStore:
         self._mutex = threading.Lock()
         self._hb_cache: tuple[float, dict[str, Heartbeat]] | None = None
         self._waiting: dict[str, list[dict[str, Any]]] = {}  # request token -> its events
+        self._n_resets = 0  # times the journal changed beneath the reader (an undone append)
         self._unfolded: list[bytes] = []  # journal lines read but not folded yet
 
     def __repr__(self) -> str:
@@ -208,7 +209,9 @@ class SweepStore:
             while True:
                 events = self._answer(token)
                 if events is not None:
-                    return self._claim_answer(events)
+                    events = self._settled(token, lock, events)
+                    if events is not None:
+                        return self._claim_answer(events)
                 if lock.try_acquire():
                     self._serve_locked(lock, request, serve)
                     continue
@@ -235,6 +238,28 @@ class SweepStore:
                 waiter.close()
             with self._mutex:
                 self._waiting.pop(token, None)
+
+    def _settled(
+        self, token: str, lock: JournalLock, events: list[dict[str, Any]]
+    ) -> list[dict[str, Any]] | None:
+        """Request ``token``'s answer ``events`` once the hold that wrote them has ended.
+
+        An answer can be read as soon as it is written, before its holder's fsync; if that
+        fails (a full disk: NFS reports it there), the holder truncates the answer away before
+        it releases the lock, and the request is served again. So an answer counts only once
+        the lock is no longer held by the hold named in its ``by`` field, and only if a read
+        made after that finds the journal unchanged beneath it. None: not yet (or undone).
+        """
+        answer = next(e for e in reversed(events) if e["e"] in ("claim", "reply"))
+        by = answer.get("by")
+        if by is not None and lock.holder_token() == by:
+            return None  # its holder is still writing (fsync): wait for the lock to change
+        with self._mutex:
+            resets = self._n_resets
+            self._read_new()  # even if the size looks unchanged: an undone append shows here
+            if self._n_resets != resets:
+                return None
+            return list(self._waiting.get(token, []))
 
     def _answer(self, token: str) -> list[dict[str, Any]] | None:
         """The events answering request ``token`` if its answer has been read; reads if needed.
@@ -286,6 +311,7 @@ class SweepStore:
                 # Taken by a holder that died or lost the lock before answering: serve it now.
                 requests.append(own)
             txn = Transaction(self.sweep_id, state)
+            txn.holder = lock.owner.token if lock.owner else None
             serve(txn, requests)
             missing = [r.token for r in requests if r.token not in txn.answered]
             if missing:
@@ -318,6 +344,9 @@ class SweepStore:
         if reset:
             self._state = FoldState()
             self._unfolded.clear()
+            self._n_resets += 1
+            for found in self._waiting.values():  # matched again from the re-read start
+                found.clear()
         if not chunk:
             return
         self._unfolded.append(chunk)

@@ -31,6 +31,9 @@ class Transaction:
         self._snapshot: Snapshot | None = None
         #: Tokens of the claim requests answered so far (by a claim or a reply).
         self.answered: set[str] = set()
+        #: The lock token of the hold serving claim requests: answers carry it as ``by``, so a
+        #: requester can wait for that hold to end (its append is durable then).
+        self.holder: str | None = None
 
     @property
     def snapshot(self) -> Snapshot:
@@ -228,6 +231,9 @@ class Transaction:
             raise StoreError(f"Sweep {self.sweep_id} has no run {run_id!r}.") from None
 
     def _push(self, event: dict[str, Any]) -> None:
+        answer = event["e"] in ("claim", "reply") and "req" in event
+        if answer and self.holder is not None:
+            event["by"] = self.holder
         try:
             line = encode_event(event)
         except (TypeError, ValueError) as err:
@@ -239,7 +245,7 @@ class Transaction:
         if not self._state.apply(json.loads(line)):
             raise StoreError(f"Internal error: event {line!r} does not apply to the sweep.")
         self._lines.append(line)
-        if event["e"] in ("claim", "reply") and "req" in event:
+        if answer:
             self.answered.add(str(event["req"]))
         self._snapshot = None
 
