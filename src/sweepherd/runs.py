@@ -81,7 +81,10 @@ def metric_number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond a float (JSON allows any): not a finite value
+            return None
     elif isinstance(value, str):
         try:
             number = float(value)

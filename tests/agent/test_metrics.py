@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from sweepherd.agent._metrics import JsonlSource, RunMetrics
 
@@ -36,6 +39,35 @@ def test_run_metrics_history_and_summary(tmp_path: Path) -> None:
     assert metrics.metric_value("acc") is None  # a boolean is not a metric value
     assert metrics.metric_value("missing") is None
     assert metrics.plain_summary() == {"loss": 1.5, "note": "x", "acc": True}
+
+
+def test_an_int_too_large_for_a_float_is_not_a_value(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(json.dumps({"loss": 10**400}) + "\n" + json.dumps({"loss": 2}) + "\n")
+    metrics = RunMetrics([JsonlSource(path)])
+    metrics.update()
+    assert metrics.metric_history("loss") == [2.0]
+    assert metrics.metric_value("loss") == 2.0
+    path.write_text(json.dumps({"loss": -(10**400)}) + "\n")
+    fresh = RunMetrics([JsonlSource(path)])
+    fresh.update()
+    assert fresh.metric_value("loss") is None
+
+
+def test_a_source_that_cannot_be_read_is_skipped_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "broken.jsonl"
+    broken.mkdir()  # reading it fails with IsADirectoryError
+    good = tmp_path / "metrics.jsonl"
+    good.write_text(json.dumps({"loss": 1.0}) + "\n")
+    metrics = RunMetrics([JsonlSource(broken), JsonlSource(good)])
+    with caplog.at_level(logging.WARNING, logger="sweepherd.agent"):
+        assert metrics.update() is True
+        assert metrics.update() is False
+    assert metrics.metric_value("loss") == 1.0
+    warnings = [r for r in caplog.records if "could not read a run's metrics" in r.message]
+    assert len(warnings) == 1 and "broken.jsonl" in warnings[0].getMessage()
 
 
 def test_client_log_round_trip_through_a_real_process(tmp_path: Path) -> None:

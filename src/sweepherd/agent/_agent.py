@@ -194,7 +194,8 @@ class Agent:
     def _fill_slots(self) -> None:
         """Claim a run for every free slot; the first claim also records pending results."""
         for slot in self.opts.slots:
-            if self._no_more or self._fatal is not None or self._count_reached():
+            # A stop signal may come while a claim waits for the lock: claim no more after it.
+            if not self._may_claim():
                 return
             if slot.index in self._trials:
                 continue

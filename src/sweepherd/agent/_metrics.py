@@ -14,13 +14,17 @@ Two channels feed a run's metrics:
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from sweepherd.errors import SweepherdError
 from sweepherd.runs import metric_number
+
+log = logging.getLogger("sweepherd.agent")
 
 
 class MetricUpdate(Protocol):
@@ -91,12 +95,26 @@ class RunMetrics:
     sources: list[MetricSource] = field(default_factory=list)
     history: dict[str, list[Any]] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    errors: set[str] = field(default_factory=set)  # read errors already warned about
 
     def update(self) -> bool:
-        """Read every source; True if anything new arrived."""
+        """Read every source; True if anything new arrived.
+
+        A source that cannot be read (an I/O error, a file wandb did not write) is skipped this
+        time with a warning (once per distinct error): the trial's metrics are a view, and
+        losing the view must never stop the agent or the trial.
+        """
         changed = False
         for source in self.sources:
-            for upd in source.read_new():
+            try:
+                updates = source.read_new()
+            except (OSError, SweepherdError) as exc:
+                message = f"{exc}"
+                if message not in self.errors:
+                    self.errors.add(message)
+                    log.warning("could not read a run's metrics: %s", message)
+                continue
+            for upd in updates:
                 changed = True
                 for key, value in upd.values.items():
                     if upd.kind == "history":
