@@ -416,7 +416,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--budgets", type=int, nargs="+", default=None, help="default 50 100")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
-    ap.add_argument("--latency", type=int, nargs="*", default=None, help="default 10 100 1000")
+    ap.add_argument(
+        "--latency",
+        type=int,
+        nargs="+",
+        default=[10, 100, 1000],
+        metavar="N",
+        help="finished-run counts to time a suggestion at (default 10 100 1000)",
+    )
+    ap.add_argument("--no-latency", action="store_true", help="skip the latency table")
     ap.add_argument("--jobs", type=int, default=1, help="parallel processes for the sweeps")
     ap.add_argument("--no-quality", action="store_true", help="only the latency table")
     ap.add_argument("--save", help="write every sweep's values to this JSON file")
@@ -426,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     n_seeds = args.seeds or (2 if args.quick else 10)
     budgets = sorted(args.budgets or ([20, 30] if args.quick else [50, 100]))
-    latency_at = args.latency if args.latency is not None else [10, 100, 1000]
+    latency_at = [] if args.no_latency else args.latency
     methods = [m for m in args.methods if _available(m)]
 
     t_start = time.perf_counter()
