@@ -319,8 +319,8 @@ def find_run_logs(wandb_dir: str | Path, run_id: str) -> list[Path]:
     ``offline-run-<YYYYmmdd_HHMMSS>-<id>`` (``run-...`` when online). Each attempt of a run
     resumed under the same id has its own folder; an attempt that starts in the same second as
     an earlier one gets ``-1``, ``-2``, ... after the id (as wandb 0.28 and later name them, so
-    two attempts never share a folder). The result is in start
-    order: by the folder's timestamp, then that number, then the file's modification time.
+    two attempts never share a folder). The result is in start order: by the folder's
+    timestamp, then that number, then the file's modification time.
     """
     root = Path(wandb_dir)
     name = f"run-{run_id}.wandb"
