@@ -178,3 +178,34 @@ def test_every_violation_of_a_file_is_listed(tmp_path: Path) -> None:
         "run_cap",
         "parameters.x",
     ]
+
+
+def test_an_alias_used_inside_itself_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text("method: random\nparameters:\n  x:\n    values: &v [1, *v]\n")
+    with pytest.raises(ConfigError, match="alias is used inside the node it names"):
+        load_config(path)
+
+
+def test_data_nested_too_deeply_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text("[" * 100_000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_config(path)
+
+
+def test_an_int_too_large_for_a_float_is_reported_where_it_is(tmp_path: Path) -> None:
+    big = 10**400
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        f"method: random\nprogram: t.py\nmetric: {{name: loss, target: {big}}}\n"
+        f"parameters:\n  x: {{min: 0, max: {big}}}\n  y: {{distribution: normal, mu: {big}}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert [v.split(":")[0] for v in caught.value.violations] == [
+        "metric.target",
+        "parameters.x.max",
+        "parameters.y.mu",
+    ]
+    assert all("too large for a float" in v for v in caught.value.violations)

@@ -237,6 +237,9 @@ def test_param_lookup_by_dotted_name() -> None:
         ({"command": ["python", "train.py", "${args}"]}, []),
         ({}, ["program: missing; the default command"]),
         ({"command": ["${env}", "python", "${program}"]}, ["program: missing; command uses"]),
+        ({"program": ""}, ["program: empty; the default command"]),
+        ({"program": "", "command": []}, ["program: empty; the default command"]),
+        ({"program": "", "command": ["python", "train.py"]}, []),
     ],
 )
 def test_run_problems_needs_a_program_only_when_the_command_does(

@@ -152,7 +152,9 @@ def _only_plain(x: Any) -> bool:
 def test_every_distribution_nested_gives_plain_values_of_wandbs_types(
     make_config, make_run, every_distribution
 ):
-    raw = {"method": "bayes", "parameters": every_distribution, "metric": {"name": "loss"}}
+    # Every distribution bayes takes: not categorical with probabilities (W&B's fails on it).
+    space = {k: v for k, v in every_distribution.items() if k != "catp"}
+    raw = {"method": "bayes", "parameters": space, "metric": {"name": "loss"}}
     config = make_config(raw)
     random_types = _leaf_types(
         suggest(make_config({**raw, "method": "random"}), [], rng=np.random.default_rng(0))[0]
@@ -165,7 +167,7 @@ def test_every_distribution_nested_gives_plain_values_of_wandbs_types(
         assert _only_plain(p)
         assert _leaf_types(p) == {**random_types, "cat": type(p["cat"]).__name__}
         params = {q.name: q for q in config.parameters}
-        assert p["cat"] in params["cat"].values and p["catp"] in (1, 2)
+        assert p["cat"] in params["cat"].values
         assert (
             1 <= p["iu"] <= 9 and 0 <= p["u"] <= 1 and 1e-5 <= p["lu"] <= 1 and 1 <= p["ilu"] <= 100
         )

@@ -91,7 +91,11 @@ def parse_text(text: str, source: str) -> object:
         except ValueError as exc:
             raise ConfigError(f"{source}: {exc}.", hint="Remove one of them.") from None
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+    except RecursionError:
+        raise ConfigError(
+            f"{source}: nested too deeply to read.", hint="A sweep config is a few levels deep."
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -101,6 +105,25 @@ def parse_text(text: str, source: str) -> object:
         raise ConfigError(f"{source}: {where}{what}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+    _check_acyclic(data, source)
+    return data
+
+
+def _check_acyclic(data: object, source: str) -> None:
+    """Refuse a YAML alias used inside the node it names (``&v [1, *v]``): a structure that
+    contains itself cannot be stored as JSON, nor checked to its end."""
+    try:
+        json.dumps(data, default=str)
+    except ValueError as exc:  # json's "Circular reference detected"
+        raise ConfigError(
+            f"{source}: a YAML alias is used inside the node it names, so the data contains "
+            f"itself ({exc}).",
+            hint="Write the values out instead of *alias inside &alias.",
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"{source}: nested too deeply to read.", hint="A sweep config is a few levels deep."
+        ) from None
 
 
 def load_config(path: str | Path) -> SweepConfig:

@@ -179,11 +179,21 @@ def _parse_parameter(
                         "a nested group holds only parameters:; make it a parameter inside it",
                     )
                 )
-        nested = parse_parameters(spec["parameters"], child(path, "parameters"), name, problems)
-        return nested if len(problems) == n_before else []
+        # The leaves that parsed, even beside bad ones: the method's checks still see them.
+        return parse_parameters(spec["parameters"], child(path, "parameters"), name, problems)
     distribution = _distribution(spec, path, problems)
     if distribution is None:
-        if "distribution" in spec:  # named but unknown: still check what can be checked
+        # Still report what can be told without a distribution, so no problem hides another.
+        for key in spec:
+            if isinstance(key, str) and key not in PARAM_KEYS:
+                problems.append(
+                    Problem(
+                        child(path, key),
+                        "is not a parameter key",
+                        f"a parameter takes {', '.join(PARAM_KEYS)}" + suggest(key, PARAM_KEYS),
+                    )
+                )
+        if "distribution" in spec and spec["distribution"] not in DEPRECATED:
             fields = {k: spec[k] for k in PARAM_KEYS if k in spec and k != "distribution"}
             _check_fields(fields, path, "", problems)
         return []
@@ -240,17 +250,7 @@ def _distribution(spec: Mapping[Any, Any], path: str, problems: list[Problem]) -
         problems.append(
             Problem(child(path, "values"), "missing; probabilities need values", "one per value")
         )
-    else:
-        for key in spec:
-            if key not in PARAM_KEYS:
-                problems.append(
-                    Problem(
-                        child(path, key),
-                        "is not a parameter key",
-                        f"a parameter takes {', '.join(PARAM_KEYS)}" + suggest(key, PARAM_KEYS),
-                    )
-                )
-    return None
+    return None  # any unknown keys are reported by the caller
 
 
 def _deprecated(spec: Mapping[Any, Any], path: str, name: str) -> Problem:
@@ -381,7 +381,8 @@ def _check_number(
         )
         return
     if not is_finite_number(value):
-        problems.append(Problem(path, f"{value} is not a finite number"))
+        what = "is too large for a float" if isinstance(value, int) else "is not a finite number"
+        problems.append(Problem(path, f"{show(value)} {what}"))
         return
     if distribution == "int_uniform" and not isinstance(value, int):
         problems.append(
@@ -433,10 +434,23 @@ def _check_values(fields: dict[str, Any], path: str, problems: list[Problem]) ->
                 "give one probability per value",
             )
         )
-    elif not bad and not math.isclose(sum(probabilities), 1.0, rel_tol=1e-5, abs_tol=1e-8):
+    elif not bad and abs(sum(probabilities) - 1.0) > 1e-8 + 1e-5:  # W&B's numpy.isclose
         problems.append(
-            Problem(where, f"add up to {sum(probabilities):g}, not 1", "make them sum to 1")
+            Problem(where, f"add up to {sum(probabilities):.10g}, not 1", "make them sum to 1")
         )
+
+
+def bayes_problems(params: list[Param]) -> list[Problem]:
+    """What W&B's bayes engine cannot model: values drawn with given probabilities."""
+    return [
+        Problem(
+            child(yaml_path(param.path), "probabilities"),
+            "not used by method: bayes (W&B's bayes engine fails on it)",
+            "remove probabilities (bayes treats the values alike), or use method: random",
+        )
+        for param in params
+        if param.probabilities is not None
+    ]
 
 
 def grid_problems(params: list[Param]) -> list[Problem]:

@@ -96,8 +96,13 @@ def is_number(value: object) -> TypeGuard[int | float]:
 
 
 def is_finite_number(value: object) -> TypeGuard[int | float]:
-    """A JSON number that is neither NaN nor infinite."""
-    return is_number(value) and math.isfinite(value)
+    """A JSON number that is neither NaN nor infinite (nor an int too large for a float)."""
+    if not is_number(value):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # JSON and YAML allow ints of any size
+        return False
 
 
 def is_whole(value: object) -> TypeGuard[int | float]:

@@ -128,6 +128,8 @@ def parse_metric(raw: object, problems: list[Problem]) -> Metric | None:
                 f"{described(target)}, not a number" + yaml_number_hint(target),
             )
         )
+    elif isinstance(target, int) and not is_finite_number(target):
+        problems.append(Problem("metric.target", f"{show(target)} is too large for a float"))
     if "impute" in raw:
         _choice(raw["impute"], "metric.impute", IMPUTES, problems)
     while_running = raw.get("impute_while_running")
@@ -250,10 +252,7 @@ def parse_command(raw: object, problems: list[Problem]) -> tuple[str, ...] | Non
         )
         return None
     if not raw:
-        problems.append(
-            Problem("command", "is empty", f"list the program and its arguments: {example}")
-        )
-        return None
+        return None  # as in wandb agent: an empty command means the default one
     n_before = len(problems)
     command: list[str] = []
     for i, part in enumerate(raw):

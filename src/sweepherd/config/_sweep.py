@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sweepherd.config._model import Metric, SweepConfig
-from sweepherd.config._parameters import grid_problems, parse_parameters
+from sweepherd.config._parameters import bayes_problems, grid_problems, parse_parameters
 from sweepherd.config._problems import UNSUPPORTED, Problem, child, described, kind, show, suggest
 from sweepherd.config._sections import (
     check_controller,
@@ -201,6 +201,8 @@ def _across_keys(
     params = parsed.get("parameters")
     if params and method == "grid":
         problems += grid_problems(params)  # those that parsed; the others have problems already
+    if params and method == "bayes":
+        problems += bayes_problems(params)
     all_constant = params and all(p.distribution == "constant" for p in params)
     if method == "bayes" and all_constant and n_param_problems == 0:
         problems.append(
@@ -300,27 +302,18 @@ def run_problems(config: SweepConfig) -> list[str]:
     sweepherd always runs a command, and the default one is ``${env} ${interpreter} ${program}
     ${args}``. ``sweepherd validate``, ``run`` and ``submit`` report these as errors.
     """
-    if config.program is not None:
+    if config.program:
         return []
+    state = "missing" if config.program is None else "empty"
     if config.command is None:
-        return [
-            str(
-                Problem(
-                    "program",
-                    "missing; the default command (${env} ${interpreter} ${program} ${args})"
-                    " needs it",
-                    "add program: train.py, or a command: that names your script",
-                )
-            )
-        ]
-    if "${program}" in config.command:
-        return [
-            str(
-                Problem(
-                    "program",
-                    "missing; command uses ${program}",
-                    "add program: train.py, or name the script in command:",
-                )
-            )
-        ]
-    return []
+        default = "${env} ${interpreter} ${program} ${args}"
+        needs = f"{state}; the default command ({default}) needs it"
+        how = "add program: train.py, or a command: that names your script"
+    elif "${program}" in config.command:
+        needs, how = (
+            f"{state}; command uses ${{program}}",
+            "add program: train.py, or name the script in command:",
+        )
+    else:
+        return []
+    return [str(Problem("program", needs, how))]
