@@ -259,3 +259,25 @@ def test_two_nodes_run_every_grid_point_once_each_trial_on_its_own_gpu(
         assert not (same_gpu and overlap), (a, b)
     output = store.path / "slurm" / f"{job}.out"
     assert output.is_file()
+
+
+@pytest.mark.slurm
+def test_status_shows_a_pending_job_before_any_run_exists(
+    slurm_cluster: object,
+    config: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+) -> None:
+    """Why nothing runs yet (the job waits for its start time, a partition limit...) is the
+    first thing to look for, so the jobs are shown even with no run."""
+    root = tmp_path / "sweeps"
+    scancel_at_end(request, root)
+    args = ["submit", str(config), "--dir", str(root), "--sbatch-arg=--begin=now+600"]
+    assert main(args) == 0
+    [store] = sweeps_under(root)
+    capsys.readouterr()
+    assert main(["status", str(store.path)]) == 0
+    out = capsys.readouterr().out
+    assert "no runs yet" in out
+    assert "slurm jobs" in out and "PENDING" in out and "BeginTime" in out

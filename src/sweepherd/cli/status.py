@@ -66,14 +66,14 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
     console.print(progress_text(config, prog, runs))
     if not runs:
         console.print("no runs yet", style="dim")
-        return
-    shown = runs if show_all else runs[-30:]
-    if len(shown) < len(runs):
-        console.print(
-            f"(last {len(shown)} of {len(runs)} runs; --all shows every run)", style="dim"
-        )
-    console.print(runs_table(config, shown))
-    if jobs.rows or snap.jobs:
+    else:
+        shown = runs if show_all else runs[-30:]
+        if len(shown) < len(runs):
+            console.print(
+                f"(last {len(shown)} of {len(runs)} runs; --all shows every run)", style="dim"
+            )
+        console.print(runs_table(config, shown))
+    if jobs.rows or snap.jobs:  # pending jobs too: why no run has started yet
         console.print(slurm_view(jobs))
 
 

@@ -168,6 +168,29 @@ def test_no_requeue_job_ends_with_the_requeue_status(slurm_cluster: object, tmp_
 
 
 @pytest.mark.slurm
+def test_a_job_warned_as_it_starts_is_not_requeued_forever(
+    slurm_cluster: object, tmp_path: Path
+) -> None:
+    """A time limit no longer than the warning's grace (here a partition's default could be
+    what sets it) brings the warning at once; requeueing would loop without end."""
+    job = _submit(
+        tmp_path,
+        "preemptible",
+        "#SBATCH --nodes=1",
+        "#SBATCH --requeue",
+        "#SBATCH --time=1",
+        before="export SWEEPHERD_SIGNAL_GRACE_S=120",
+    )
+    _wait_started(tmp_path, 1)
+    scancel([job], signal="USR1", batch=True)
+    [state] = wait_for_jobs(job, all_ended)
+    assert (state.state, state.exit_code, state.restarts) == ("FAILED", REQUEUE_EXIT_STATUS, 0)
+    [result] = _events(tmp_path, "results.jsonl")
+    assert (result["statuses"], result["requeued"]) == ([75], False)
+    assert "is not longer than the warning signal's grace (120 s)" in _output(tmp_path)
+
+
+@pytest.mark.slurm
 def test_gres_asks_for_fewer_gpus(slurm_cluster: object, tmp_path: Path) -> None:
     job = _submit(
         tmp_path,

@@ -181,3 +181,25 @@ def test_runs_of_a_cancelled_job_are_rerun_by_the_other_job_and_nothing_finished
             2,
             survivor,
         )
+
+
+@pytest.mark.slurm
+def test_a_sweep_submitted_from_inside_an_array_task_names_its_own_job(
+    slurm_cluster: object,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    """sbatch passes the submitter's environment on, array variables included: the agents
+    must not take the submitting array task for their job (to signal or requeue)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "999")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    config = write_sweep(tmp_path, {"x": {"values": [1]}})
+    scancel_at_end(request, tmp_path / "sweeps")
+    done = SlurmLauncher.submit(config, tmp_path / "sweeps", {"agent_args": AGENT_ARGS})
+    assert done.store is not None and done.job_id is not None
+    [state] = poll(lambda: _ended(done.job_id), 60, "the job to finish")
+    assert state.state == "COMPLETED"
+    [run] = runs(done.store).values()
+    assert (run.state, run.job) == (RunState.FINISHED, done.job_id)

@@ -92,6 +92,26 @@ def test_grace_must_come_before_the_time_limit() -> None:
     assert SbatchOptions(sweep_dir=SWEEP, time="3", signal_grace_s=120).time_limit_s == 180
 
 
+@pytest.mark.parametrize(
+    ("arg", "says"),
+    [
+        ("--time=1", "use --time, which is checked against the warning"),
+        ("--time-min=1", "a shorter limit than --time"),
+        ("--signal=B:USR1@60", "use --signal-grace"),
+    ],
+)
+def test_options_sweepherd_checks_itself_cannot_come_as_sbatch_args(arg: str, says: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SbatchOptions(sweep_dir=SWEEP, sbatch_args=[arg])
+    [problem] = info.value.violations
+    assert problem.startswith(f"sbatch_args[0]: {arg!r}: ") and says in problem
+
+
+@pytest.mark.parametrize("mem", ["16384", "16G", "16g", "16GB", "16gb", "1024MB", "0", "512k"])
+def test_memory_sizes_sbatch_takes_are_taken(mem: str) -> None:
+    assert SbatchOptions(sweep_dir=SWEEP, mem=mem).mem == mem
+
+
 def test_slots_and_gpus_exclude_each_other() -> None:
     with pytest.raises(ConfigError, match="either slots"):
         SbatchOptions(sweep_dir=SWEEP, gpus_per_node=2, slots=4)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sweepherd.errors import SlurmError
+from sweepherd.launch.slurm._options import parse_time_limit_s
 
 #: Default seconds to wait for a Slurm client command before giving up.
 DEFAULT_TIMEOUT_S = 60.0
@@ -322,6 +323,21 @@ def squeue_jobs(job_ids: Sequence[str], *, timeout_s: float = DEFAULT_TIMEOUT_S)
     return [
         s for s in parse_squeue(proc.stdout) if wanted & {s.job_id, s.raw_job_id, s.array_job_id}
     ]
+
+
+def job_time_limit_s(job_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> int | None:
+    """The job's time limit in seconds as Slurm holds it now (``--time``, a partition's default
+    or maximum); None when unlimited or unknown."""
+    proc = run_slurm(
+        ["squeue", "-h", "-j", str(job_id), "-o", "%l"], timeout_s=timeout_s, check=False
+    )
+    text = proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else ""
+    if proc.returncode != 0 or not text:
+        return None
+    try:
+        return parse_time_limit_s(text)
+    except ValueError:  # "INVALID", "NOT_SET"
+        return None
 
 
 def parse_scancel_not_signalled(stderr: str) -> list[str]:

@@ -39,6 +39,7 @@ from types import FrameType
 
 from sweepherd.errors import LaunchError, SlurmError
 from sweepherd.launch.slurm._commands import (
+    job_time_limit_s,
     scancel,
     scontrol_requeue,
     scontrol_show_hostnames,
@@ -225,12 +226,36 @@ def _requeue(env: Mapping[str, str]) -> bool:
         # would honour a requeue even now (measured), bringing back a job the user cancelled.
         log.warning("job %s is ending: not requeued; other agents resume its runs", job_id)
         return False
+    if _warned_at_start(job_id, env):
+        return False
     try:
         scontrol_requeue(job_id)
     except SlurmError as exc:
         log.warning("the job was not requeued: %s", exc)
         return False
     log.info("requeued job %s: its preempted runs resume when it starts again", job_id)
+    return True
+
+
+def _warned_at_start(job_id: str, env: Mapping[str, str]) -> bool:
+    """True when the job's time limit is no longer than the warning's grace: the warning then
+    comes as soon as it starts, and a requeued job would only be warned and requeued again."""
+    try:
+        grace_s = int(env.get("SWEEPHERD_SIGNAL_GRACE_S", ""))
+        limit_s = job_time_limit_s(job_id)
+    except (ValueError, SlurmError):
+        return False
+    if limit_s is None or limit_s > grace_s:
+        return False
+    log.error(
+        "job %s: its time limit (%d s) is not longer than the warning signal's grace (%d s), so "
+        "it is warned as soon as it starts; not requeued, or it would be requeued forever. "
+        "Submit with a longer --time or a smaller --signal-grace (a partition's default or "
+        "maximum time may be what limits it).",
+        job_id,
+        limit_s,
+        grace_s,
+    )
     return True
 
 

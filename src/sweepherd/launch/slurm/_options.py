@@ -22,9 +22,15 @@ _TIME_RE = re.compile(
     r"|(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)"
     r"|(?P<mm>\d+)(?::(?P<ss>\d+))?)$"
 )
-_MEM_RE = re.compile(r"^\d+[KMGT]?$")
+_MEM_RE = re.compile(r"^\d+(?:[KMGT]B?)?$", re.IGNORECASE)  # as sbatch reads it: 16G, 16gb
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LONG_OPTION_RE = re.compile(r"^--[A-Za-z][A-Za-z0-9-]*(=|$)")
+#: sbatch options that must not come through ``--sbatch-arg``, and why.
+_OWN_OPTIONS = {
+    "--time": "use --time, which is checked against the warning signal's grace",
+    "--time-min": "a shorter limit than --time could come before the warning signal; use --time",
+    "--signal": "sweepherd sets the warning signal itself; use --signal-grace",
+}
 #: ``--signal=B:USR1@N`` takes at most this many seconds.
 MAX_SIGNAL_GRACE_S = 65535
 
@@ -165,7 +171,7 @@ class SbatchOptions:
         if self.mem is not None and not _MEM_RE.match(self.mem):
             problems.append(
                 f"mem: {self.mem!r} is not a Slurm memory size: use a whole number of MB, or "
-                "one with a K, M, G or T suffix (16G), or 0 for all of a node's memory"
+                "one with a K, M, G or T suffix (16G, 16GB), or 0 for all of a node's memory"
             )
         if self.time is not None:
             try:
@@ -210,6 +216,8 @@ class SbatchOptions:
                 )
             elif _has_line_break(arg):
                 problems.append(f"sbatch_args[{i}]: must be one line, got {arg!r}")
+            elif (name := arg.partition("=")[0]) in _OWN_OPTIONS:
+                problems.append(f"sbatch_args[{i}]: {arg!r}: {_OWN_OPTIONS[name]}")
         for name, value in self.env.items():
             if not isinstance(name, str) or not _ENV_NAME_RE.match(name):
                 problems.append(

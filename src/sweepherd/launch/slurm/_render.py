@@ -51,7 +51,7 @@ def render_submit(options: SbatchOptions) -> str:
         f"# {options.nodes} node(s), one agent per node; {_capacity(options)}.",
     ]
     directives = [("--nodes", str(options.nodes))]
-    return _script(options, head, directives, output, stagger=False)
+    return _script(options, head, directives, output, stagger=False, array=False)
 
 
 def render_scale(options: SbatchOptions, n_nodes: int) -> str:
@@ -74,7 +74,18 @@ def render_scale(options: SbatchOptions, n_nodes: int) -> str:
         f"# a job array of {n_nodes} one-node element(s), one agent each; {_capacity(options)}.",
     ]
     directives = [("--array", array), ("--nodes", "1")]
-    return _script(options, head, directives, output, stagger=options.stagger_s > 0)
+    return _script(options, head, directives, output, stagger=options.stagger_s > 0, array=True)
+
+
+#: What Slurm sets in an array task only (and sbatch passes on to jobs submitted from one).
+_ARRAY_VARIABLES = (
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_COUNT",
+    "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_MAX",
+    "SLURM_ARRAY_TASK_STEP",
+)
 
 
 def _capacity(options: SbatchOptions) -> str:
@@ -133,12 +144,19 @@ def _script(
     output: str,
     *,
     stagger: bool,
+    array: bool,
 ) -> str:
     signal = [("--signal", f"B:USR1@{options.signal_grace_s}")]
     lines = ["#!/bin/bash", *head, *sbatch_header(options, directives, output, last=signal)]
     if options.setup:
         lines += ["", "# setup", *options.setup]
     lines += ["", *_exports(options)]
+    if not array:
+        lines += [
+            "# submitted from inside an array task, a job inherits that task's array variables:",
+            "# they would make the agents name (signal, requeue) the wrong job",
+            "unset " + " ".join(_ARRAY_VARIABLES),
+        ]
     if stagger:
         window_ms = round(options.stagger_s * 1000)
         lines += [
