@@ -68,7 +68,12 @@ _OPTIONS: list[Callable[[F], F]] = [
         default=None,
         help="Nodes without GPUs: trials at once per node; default 1.",
     ),
-    click.option("--cpus-per-task", type=int, default=None, help="CPUs for each node's agent."),
+    click.option(
+        "--cpus-per-task",
+        type=int,
+        default=None,
+        help="CPUs for each node's agent and its trials; default one per trial.",
+    ),
     click.option("--mem", default=None, help="Memory per node, as Slurm writes it (64G)."),
     click.option("--partition", "-p", default=None, help="Slurm partition."),
     click.option("--time", "-t", default=None, help="Time limit, e.g. 4:00:00 or 1-12:00."),

@@ -133,6 +133,21 @@ class SbatchOptions:
         return self.job_name or f"sweepherd-{self.sweep_dir.name}"
 
     @property
+    def trials_per_node(self) -> int:
+        """How many trials each node's agent runs at once."""
+        if self.gpus_per_node:
+            return self.gpus_per_node * self.trials_per_gpu
+        return self.slots or 1
+
+    @property
+    def cpus_per_node(self) -> int | None:
+        """``cpus_per_task``, else one CPU per trial when a node runs several (Slurm would give
+        the agent one CPU for all of them); None leaves it to Slurm."""
+        if self.cpus_per_task is not None:
+            return self.cpus_per_task
+        return self.trials_per_node if self.trials_per_node > 1 else None
+
+    @property
     def time_limit_s(self) -> int | None:
         """The time limit in seconds; ``None`` when unset or unlimited."""
         return None if self.time is None else parse_time_limit_s(self.time)

@@ -90,12 +90,11 @@ _ARRAY_VARIABLES = (
 
 def _capacity(options: SbatchOptions) -> str:
     if options.gpus_per_node:
-        n = options.gpus_per_node * options.trials_per_gpu
         return (
             f"{options.gpus_per_node} GPU(s) x {options.trials_per_gpu} trial(s) per GPU = "
-            f"{n} trial(s) at once per node"
+            f"{options.trials_per_node} trial(s) at once per node"
         )
-    return f"{options.slots or 1} trial(s) at once per node"
+    return f"{options.trials_per_node} trial(s) at once per node"
 
 
 def sbatch_header(
@@ -116,7 +115,7 @@ def sbatch_header(
     if options.gpus_per_node:
         directives.append(("--gres", f"gpu:{options.gpus_per_node}"))
     optional = (
-        ("--cpus-per-task", options.cpus_per_task),
+        ("--cpus-per-task", options.cpus_per_node),
         ("--mem", options.mem),
         ("--partition", options.partition),
         ("--time", options.time),
