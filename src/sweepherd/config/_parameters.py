@@ -193,7 +193,8 @@ def _parse_parameter(
                         f"a parameter takes {', '.join(PARAM_KEYS)}" + suggest(key, PARAM_KEYS),
                     )
                 )
-        if "distribution" in spec and spec["distribution"] not in DEPRECATED:
+        named = spec.get("distribution")
+        if "distribution" in spec and not (isinstance(named, str) and named in DEPRECATED):
             fields = {k: spec[k] for k in PARAM_KEYS if k in spec and k != "distribution"}
             _check_fields(fields, path, "", problems)
         return []
