@@ -39,6 +39,13 @@ def compress_worse_half(values: Sequence[float], goal: Goal) -> list[float]:
     if scale <= 0.0:
         return [float(v) for v in sign * y]
     worse = y > median
-    compressed = median + scale * np.log1p((y[worse] - median) / scale)
+    excess = y[worse] - median
+    with np.errstate(over="ignore"):  # a scale so small that the ratio overflows a float
+        ratio = excess / scale
+    # log1p(d / s) = log(d) - log(s) once d / s is that large (and log1p(inf) is never used)
+    big = np.isinf(ratio)
+    compressed = median + scale * np.where(
+        big, np.log(np.where(big, excess, 1.0)) - np.log(scale), np.log1p(ratio)
+    )
     y[worse] = np.minimum(compressed, y[worse])  # log1p(x) <= x; keeps rounding from adding
     return [float(v) for v in sign * y]
