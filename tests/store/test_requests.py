@@ -39,6 +39,18 @@ def _serve_new(txn: Transaction, requests: list[ClaimRequest]) -> None:
         txn.claim_new({"n": seq}, request.agent, node=request.node, req=request.token)
 
 
+def _take_posted(store: SweepStore, timeout_s: float = 5.0) -> list[ClaimRequest]:
+    """Take the requests posted to ``store`` as a holder does, once one has been written (its
+    file exists a moment before its content, and a holder leaves it until then)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        taken = Mailbox(store._mailbox.dir).take_all()
+        if taken:
+            return taken
+        time.sleep(0.01)
+    return []
+
+
 def test_request_round_trips_through_its_file(tmp_path: Path) -> None:
     result = RunResult("s-0001", 2, RunState.FAILED, exit_code=3, metric=0.5, summary={"a": 1})
     request = ClaimRequest("t1", "a1", node="n", gpus="0", job="7", results=(result,), t=1.5)
@@ -172,10 +184,7 @@ def test_a_request_taken_by_a_holder_that_died_is_served_by_its_owner(store: Swe
         target=lambda: got.append(store.request_claim(_request("me"), _serve_new, timeout_s=10))
     )
     thread.start()
-    deadline = time.monotonic() + 5
-    while not list(store._mailbox.dir.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert len(Mailbox(store._mailbox.dir).take_all()) == 1  # the holder takes it...
+    assert len(_take_posted(store)) == 1  # the holder takes it...
     holder.release()  # ...and dies without answering
     thread.join(timeout=10)
     assert len(got) == 1
@@ -193,10 +202,7 @@ def test_a_holder_stuck_past_the_stale_time_is_overtaken(store: SweepStore) -> N
         target=lambda: got.append(store.request_claim(_request("me"), _serve_new, timeout_s=0.2))
     )
     thread.start()
-    deadline = time.monotonic() + 5
-    while not list(store._mailbox.dir.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    Mailbox(store._mailbox.dir).take_all()  # the stuck holder took the request, never answers
+    assert len(_take_posted(store)) == 1  # the stuck holder took the request, never answers
     thread.join(timeout=10)
     # Past its timeout the requester waited the stale time for the answer, then broke the
     # stuck lock and served its own request; the stuck holder can no longer write.
