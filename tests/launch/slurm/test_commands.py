@@ -140,7 +140,12 @@ def test_scancel_reports_ended_and_unknown_ids() -> None:
         (
             "scontrol_requeue_disabled.stderr",
             "sbatch failed (exit 1): Requested operation is presently disabled for job 11.",
-            "--no-requeue",
+            "`sweepherd scale SWEEP --nodes N` starts some",
+        ),
+        (
+            "sbatch_array_too_large.stderr",
+            "sbatch failed (exit 1): Batch job submission failed: Invalid job array specification.",
+            "MaxArraySize",
         ),
         (
             "scontrol_requeue_salloc.stderr",

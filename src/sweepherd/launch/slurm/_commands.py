@@ -96,7 +96,13 @@ _HINTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (
             r"presently disabled",
             "This job may not be requeued: it was submitted with --no-requeue (or the "
-            "cluster sets JobRequeue=0).",
+            "cluster sets JobRequeue=0). Its preempted runs wait for an agent: `sweepherd "
+            "scale SWEEP --nodes N` starts some.",
+        ),
+        (
+            r"invalid job array specification",
+            "The array may be larger than the cluster allows (`scontrol show config | grep "
+            "MaxArraySize`): add fewer nodes per `sweepherd scale`.",
         ),
         (r"only batch jobs", "Only batch jobs can be requeued, not salloc or srun allocations."),
         (
