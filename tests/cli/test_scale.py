@@ -76,6 +76,22 @@ def test_dry_run_reuses_the_submit_options_with_overrides(
     assert [e["job"] for e in journal_events(store, "job")] == ["41"]  # nothing recorded
 
 
+def test_the_submit_jobs_node_list_is_not_repeated_by_one_node_elements(
+    store: SweepStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """sbatch refuses a one-node element given the submit job's two-node list."""
+    args = ("--nodelist=node3,node4", "--constraint=a100", "--ntasks=2")
+    record_submit(store, "41", nodes=2, sbatch_args=args)
+    assert main(["scale", str(store.path), "--nodes", "2", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "#SBATCH --constraint=a100\n" in out
+    assert "--nodelist" not in out and "--ntasks=2" not in out
+    given = ["scale", str(store.path), "-N", "1", "--sbatch-arg=--nodelist=node2", "--dry-run"]
+    assert main(given) == 0  # given to scale itself, it is used
+    out = capsys.readouterr().out
+    assert "#SBATCH --nodelist=node2\n" in out and "--constraint" not in out
+
+
 def test_a_sweep_never_submitted_scales_with_the_defaults(
     store: SweepStore, capsys: pytest.CaptureFixture[str]
 ) -> None:

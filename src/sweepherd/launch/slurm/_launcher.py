@@ -12,6 +12,7 @@ sweep it was meant for is removed again, so a mistyped partition leaves nothing 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import subprocess
@@ -33,6 +34,12 @@ from sweepherd.launch.slurm._commands import (
 from sweepherd.launch.slurm._options import SbatchOptions
 from sweepherd.launch.slurm._render import render_scale, render_submit
 from sweepherd.store import Snapshot, SweepStore, new_sweep_id
+
+log = logging.getLogger(__name__)
+
+#: sbatch options of a submit job that a scale job does not repeat: they shape that job's set
+#: of nodes, and each element of a scale array is one node of its own.
+_SUBMIT_ONLY_ARGS = frozenset({"--nodelist", "--nodes", "--ntasks", "--ntasks-per-node", "--array"})
 
 #: The ``kind`` of a job recorded by :meth:`SlurmLauncher.submit` and :meth:`SlurmLauncher.scale`.
 SUBMIT, SCALE = "submit", "scale"
@@ -138,9 +145,20 @@ class SlurmLauncher:
         """The options of a scale job: those recorded at submit, with ``overrides`` on top.
 
         Overrides of ``None`` keep the recorded value. A sweep never submitted to Slurm
-        (created by ``sweepherd run``) starts from the defaults.
+        (created by ``sweepherd run``) starts from the defaults. Of the recorded
+        ``sbatch_args``, those that shape the submit job's set of nodes (``--nodelist``...) are
+        not repeated: each element of a scale array is one node.
         """
         recorded = self.submitted_options(self.store.snapshot())
+        args = recorded.get("sbatch_args")
+        if isinstance(args, list) and "sbatch_args" not in overrides:
+            kept = [a for a in args if str(a).partition("=")[0] not in _SUBMIT_ONLY_ARGS]
+            if kept != args:
+                log.info(
+                    "not repeating the submit job's %s for one-node scale elements",
+                    " ".join(str(a) for a in args if a not in kept),
+                )
+            recorded = {**recorded, "sbatch_args": kept}
         return SbatchOptions.from_record(
             self.store.path.resolve(), recorded, **{**overrides, "nodes": 1}
         )
