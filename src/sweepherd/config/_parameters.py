@@ -30,7 +30,7 @@ from sweepherd.config._problems import (
     is_finite_number,
     is_number,
     item,
-    json_problem,
+    json_problems,
     one_of,
     show,
     suggest,
@@ -347,9 +347,7 @@ def _check_fields(
     fields: dict[str, Any], path: str, distribution: str, problems: list[Problem]
 ) -> None:
     if "value" in fields:
-        found = json_problem(fields["value"], child(path, "value"))
-        if found:
-            problems.append(found)
+        problems += json_problems(fields["value"], child(path, "value"))
     if "values" in fields:
         _check_values(fields, path, problems)
     for key in ("min", "max", "mu", "q", "sigma", "a", "b"):
@@ -408,9 +406,7 @@ def _check_values(fields: dict[str, Any], path: str, problems: list[Problem]) ->
         problems.append(Problem(where, "is empty", "give at least one value"))
         return
     for i, value in enumerate(values):
-        found = json_problem(value, item(where, i))
-        if found:
-            problems.append(found)
+        problems += json_problems(value, item(where, i))
     if "probabilities" not in fields:
         return
     probabilities = fields["probabilities"]

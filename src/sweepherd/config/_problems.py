@@ -153,32 +153,34 @@ def one_of(choices: Iterable[str]) -> str:
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def json_problem(value: Any, path: str) -> Problem | None:
-    """A problem when ``value`` cannot be stored as JSON (the journal and W&B both need that)."""
+def json_problems(value: Any, path: str) -> list[Problem]:
+    """Every part of ``value`` that cannot be stored as JSON (the journal and W&B need that)."""
     if value is None or isinstance(value, (bool, int, float, str)):
-        return None
+        return []
     if isinstance(value, (datetime.date, datetime.time)):
-        return Problem(
-            path,
-            f"{value} is a date (YAML reads unquoted dates as dates)",
-            f"quote it: '{value}'",
-        )
+        return [
+            Problem(
+                path,
+                f"{value} is a date (YAML reads unquoted dates as dates)",
+                f"quote it: '{value}'",
+            )
+        ]
     if isinstance(value, list):
-        for i, element in enumerate(value):
-            found = json_problem(element, item(path, i))
-            if found:
-                return found
-        return None
+        return [p for i, element in enumerate(value) for p in json_problems(element, item(path, i))]
     if isinstance(value, Mapping):
+        found: list[Problem] = []
         for key, element in value.items():
             if not isinstance(key, str):
-                return Problem(child(path, key), f"key {described(key)}", "keys must be strings")
-            found = json_problem(element, child(path, key))
-            if found:
-                return found
-        return None
-    return Problem(
-        path,
-        f"{kind(value)} cannot be a parameter value",
-        "use null, booleans, numbers, strings, lists and mappings",
-    )
+                found.append(
+                    Problem(child(path, key), f"key {described(key)}", "keys must be strings")
+                )
+            else:
+                found += json_problems(element, child(path, key))
+        return found
+    return [
+        Problem(
+            path,
+            f"{kind(value)} cannot be a parameter value",
+            "use null, booleans, numbers, strings, lists and mappings",
+        )
+    ]
