@@ -64,6 +64,10 @@ class StoreError(SweepherdError):
     exit_status = ExitStatus.STORE
 
 
+class JournalUndoError(StoreError):
+    """An append failed and truncating it away failed too: its lines may stay in the journal."""
+
+
 class LockTimeoutError(StoreError):
     """The sweep's journal lock could not be taken in time."""
 

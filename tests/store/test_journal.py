@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from sweepherd.errors import StoreError
+from sweepherd.errors import JournalUndoError, StoreError
+from sweepherd.store import _journal as journal_module
 from sweepherd.store._journal import Journal, JournalReader, encode_event
 
 
@@ -134,3 +137,23 @@ def test_short_write_on_a_nearly_full_disk_is_undone(
     with pytest.raises(StoreError, match="full"):
         journal.append(lines)
     assert journal.path.read_bytes() == before
+
+
+def test_an_append_whose_undo_fails_says_its_lines_may_stay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fdatasync failing and then ftruncate failing cannot be provoked on a local filesystem;
+    both are injected at the os calls the journal makes. The error must not claim that nothing
+    stayed."""
+    journal = _journal(tmp_path, {"e": "a", "t": 1})
+
+    def fails(*_: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(journal_module, "_datasync", fails)
+    monkeypatch.setattr(journal_module.os, "ftruncate", fails)
+    with pytest.raises(JournalUndoError, match="undoing it failed too") as caught:
+        journal.append(encode_event({"e": "b", "t": 2}))
+    assert "nothing was half-written" not in str(caught.value)
+    monkeypatch.setattr(journal_module.os, "ftruncate", os.ftruncate)
+    assert [e["e"] for e in JournalReader(journal.path).read().events] == ["a", "b"]

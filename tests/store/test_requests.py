@@ -288,3 +288,54 @@ def test_an_answer_whose_append_is_undone_is_not_taken(
     # Its result is in the journal, and it holds exactly the run it was told it got.
     assert runs[held["ab".index(agent)].id].state is RunState.FINISHED
     assert [r.id for r in mine if r.state is RunState.RUNNING] == [answer.run.id]
+
+
+def test_requests_answered_by_an_append_that_could_not_be_undone_are_not_served_again(
+    store: SweepStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fsync and then the truncation fail (injected at the os calls, as above): the
+    answers may stand, so the others' requests are not posted again for a second answer."""
+    from sweepherd.store import _journal
+
+    gate = JournalLock(store.lock_path, agent="gate")
+    gate.acquire(timeout_s=1)
+    results: dict[str, object] = {}
+    stores = {a: open_sweep(store.path, store.path.parent) for a in "ab"}
+
+    def ask(agent: str) -> None:
+        try:
+            results[agent] = stores[agent].request_claim(_request(agent), _serve_new, 10)
+        except StoreError as exc:
+            results[agent] = exc
+
+    threads = [threading.Thread(target=ask, args=(agent,)) for agent in "ab"]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while len(list(store._mailbox.dir.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # both written, so one hold serves both
+
+    def fails(*_: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(_journal, "_datasync", fails)
+    monkeypatch.setattr(_journal.os, "ftruncate", fails)
+    gate.release()
+    deadline = time.monotonic() + 10
+    while len(results) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+        if any(isinstance(r, StoreError) for r in results.values()):
+            monkeypatch.undo()  # the failing hold is over: the disk works again
+    for thread in threads:
+        thread.join(timeout=20)
+    monkeypatch.undo()
+    errors = [a for a, r in results.items() if isinstance(r, StoreError)]
+    answered = {a: r for a, r in results.items() if isinstance(r, ClaimAnswer)}
+    assert len(errors) == 1 and len(answered) == 1, results
+    ((agent, answer),) = answered.items()
+    assert answer.run is not None
+    assert list(store._mailbox.dir.iterdir()) == []  # nothing posted again
+    store.request_claim(_request("third"), _serve_new, timeout_s=10)
+    runs = open_sweep(store.path, store.path.parent).snapshot().runs
+    assert [r.id for r in runs.values() if r.agent == agent] == [answer.run.id]

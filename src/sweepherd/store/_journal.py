@@ -6,7 +6,8 @@ transaction go out in one ``write`` and one ``fdatasync``. If the file does not 
 own and never merges with the new events. If the write or the fsync fails (the disk is full, an
 I/O error), the file is truncated back to its previous size and a
 :class:`~sweepherd.errors.StoreError` is raised: nothing half-written stays, and the caller may
-retry.
+retry. If the truncation fails too, :class:`~sweepherd.errors.JournalUndoError` says that the
+append's lines may stay.
 
 Reading (:class:`JournalReader`, no lock needed): each call reads only the bytes appended since
 the previous one and returns the complete lines' events; a last line without its newline (being
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sweepherd.errors import JournalUndoError
 from sweepherd.store._files import fsync_dir, store_error
 
 #: How many bytes of the last consumed line the reader keeps to detect a rewritten journal.
@@ -83,9 +85,17 @@ class Journal:
                 raise OSError(errno.ENOSPC, "short write: no space left on device")
             _datasync(fd)
         except OSError as err:
-            with contextlib.suppress(OSError):
+            try:
                 os.ftruncate(fd, previous_size)
                 os.fsync(fd)
+            except OSError as undo:
+                raise JournalUndoError(
+                    f"Appending to {self.path} failed ({err.strerror or err}), and undoing it "
+                    f"failed too ({undo.strerror or undo}): the journal may keep that append's "
+                    "lines, which readers then take as written.",
+                    hint="Check the filesystem (space, quota, errors in dmesg); the sweep's "
+                    "runs stay as the journal says.",
+                ) from err
             raise store_error("appending to", self.path, err) from err
         return previous_size + len(data)
 

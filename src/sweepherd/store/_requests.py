@@ -19,6 +19,8 @@ Safety, with files only:
   a requester may already have read its answer: the holder truncates the append before it
   releases the lock, and a requester takes an answer only once the hold that wrote it (named
   in the answer's ``by``) has ended and the journal, read again, did not change beneath it.
+  If the truncation fails too (``JournalUndoError``), the answers may stand: the requests are
+  not posted again, and their owners take the answers or time out and ask anew.
   A holder that dies after taking requests loses them: each owner notices when it holds the
   lock itself and finds its request neither answered nor waiting, and serves it then.
 - Requests are not fsynced: after a machine crash a lost request is just asked again.

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from sweepherd.errors import StoreError
+from sweepherd.errors import JournalUndoError, StoreError
 from sweepherd.store._files import store_error, write_atomic
 from sweepherd.store._fold import FoldState, Snapshot, run_from_claim
 from sweepherd.store._heartbeat import (
@@ -319,6 +319,11 @@ class SweepStore:
             lock.verify()
             verified = True
             self._journal.append(txn.encoded())
+        except JournalUndoError:
+            # The answers may stand in the journal: serving those requests again would give
+            # their agents runs they never hear of. Their owners find the answers, or time out
+            # and ask again.
+            raise
         except BaseException:
             # Still holding the lock, so no one can take these meanwhile: the caller gets the
             # error and its request is gone for good; the others wait for the next holder.
