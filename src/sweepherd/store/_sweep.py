@@ -250,8 +250,7 @@ class SweepStore:
         the lock is no longer held by the hold named in its ``by`` field, and only if a read
         made after that finds the journal unchanged beneath it. None: not yet (or undone).
         """
-        answer = next(e for e in reversed(events) if e["e"] in ("claim", "reply"))
-        by = answer.get("by")
+        by = _answering(events).get("by")
         if by is not None and lock.holder_token() == by:
             return None  # its holder is still writing (fsync): wait for the lock to change
         with self._mutex:
@@ -275,12 +274,12 @@ class SweepStore:
             if grown:
                 self._read_new()
             events = self._waiting.get(token, [])
-            if any(e["e"] in ("claim", "reply") for e in events):
+            if _answering(events):
                 return list(events)
         return None
 
     def _claim_answer(self, events: list[dict[str, Any]]) -> ClaimAnswer:
-        answer = next(e for e in reversed(events) if e["e"] in ("claim", "reply"))
+        answer = _answering(events)
         if answer["e"] == "reply":
             return ClaimAnswer(events, None, str(answer.get("reason")))
         if int(answer["attempt"]) == 1:
@@ -302,7 +301,7 @@ class SweepStore:
             with self._mutex:
                 self._refresh()
                 state = self._state.copy()
-                own_answered = any(e["e"] in ("claim", "reply") for e in self._waiting[own.token])
+                own_answered = bool(_answering(self._waiting[own.token]))
             if own_answered:
                 return
             taken = self._mailbox.take_all()
@@ -397,6 +396,11 @@ class SweepStore:
         except OSError as err:
             raise store_error("creating", path, err) from err
         return path
+
+
+def _answering(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The event that answers a claim request (its last ``claim`` or ``reply``); {} if none."""
+    return next((e for e in reversed(events) if e["e"] in ("claim", "reply")), {})
 
 
 # -- creating, opening, listing ----------------------------------------------------------------
