@@ -26,7 +26,7 @@ class RunState(str, Enum):
     FAILED = "failed"  # the command exited non-zero, died of a signal, or could not start
     STOPPED = "stopped"  # stopped early by early termination (hyperband); not a failure
     PREEMPTED = "preempted"  # stopped by a Slurm warning signal or SIGTERM; will be resumed
-    LOST = "lost"  # its agent went silent past the grace period; will be run again
+    LOST = "lost"  # its agent went silent past the grace period; run again (see MAX_LOSSES)
     KILLED = "killed"  # stopped because the sweep was cancelled
 
     @property
@@ -41,6 +41,12 @@ class RunState(str, Enum):
 
 
 _TERMINAL = frozenset({RunState.FINISHED, RunState.FAILED, RunState.STOPPED, RunState.KILLED})
+
+#: A run whose agent was lost this many times is not started again: a setting that brings its
+#: node down (memory beyond the node's, a kernel crash) would otherwise take every node of the
+#: sweep down in turn. It stays ``lost``, so a report from an agent that was only cut off still
+#: counts (see :attr:`Run.gave_up`).
+MAX_LOSSES = 3
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,20 @@ class Run:
     metric: float | None = None  # the run's value of metric.name (its summary value)
     summary: Mapping[str, Any] = field(default_factory=dict)  # last logged value of every key
     reason: str | None = None  # why it failed / was stopped, in words
+    losses: int = 0  # how many of its attempts were declared lost
+
+    @property
+    def will_run_again(self) -> bool:
+        """True when agents will start this run again: preempted, or lost fewer than
+        :data:`MAX_LOSSES` times."""
+        if self.state is RunState.LOST:
+            return self.losses < MAX_LOSSES
+        return self.state is RunState.PREEMPTED
+
+    @property
+    def gave_up(self) -> bool:
+        """True for a lost run that will not be started again (lost :data:`MAX_LOSSES` times)."""
+        return self.state is RunState.LOST and not self.will_run_again
 
     @property
     def duration_s(self) -> float | None:

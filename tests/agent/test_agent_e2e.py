@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from support.agents import SweepFactory, marks, wait_for
-from sweepherd.runs import RunState
+from sweepherd.runs import MAX_LOSSES, RunState
 from sweepherd.store import SweepStore, open_sweep
 
 FAST = ("--heartbeat", "0.3", "--lost-after", "2", "--stop-grace", "5")
@@ -84,6 +84,25 @@ def test_agent_killed_mid_run_its_run_is_rerun_and_nothing_is_lost(
     counts = Counter(run_id for run_id, _ in marks(tmp_path))
     assert counts[killed_run] == 2
     assert all(n == 1 for run_id, n in counts.items() if run_id != killed_run)
+    assert max(_end_events(store).values()) == 1
+
+
+def test_a_run_that_kills_its_agent_every_time_is_given_up_and_the_sweep_ends(
+    make_sweep: SweepFactory, start_agent, tmp_path: Path
+) -> None:
+    store = make_sweep({"x": {"values": [1, 2, 3]}, "kill_agent_x": {"value": 2}})
+    codes = []
+    for _ in range(MAX_LOSSES + 2):  # one agent after another, as a requeued job would start
+        codes.append(start_agent(store, "-q", *FAST).wait(timeout=120))
+        if codes[-1] == 0:
+            break
+        time.sleep(1.5)  # its heartbeat goes quiet: the next agent waits for its run to be lost
+    assert codes == [-signal.SIGKILL] * MAX_LOSSES + [0]  # the last one did not wait for it
+    runs = {r.params["x"]: r for r in _runs(store)}
+    poison = runs[2]
+    assert (poison.state, poison.losses, poison.attempt) == (RunState.LOST, MAX_LOSSES, MAX_LOSSES)
+    assert runs[1].state is RunState.FINISHED and runs[3].state is RunState.FINISHED
+    assert Counter(run_id for run_id, _ in marks(tmp_path))[poison.id] == MAX_LOSSES
     assert max(_end_events(store).values()) == 1
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from sweepherd.agent._claim import claim_next
 from sweepherd.config import parse_config
-from sweepherd.runs import RunState
+from sweepherd.runs import MAX_LOSSES, RunState
 from sweepherd.store import RunResult, SweepStore, create_sweep
 
 WORKER = str(Path(__file__).with_name("claim_worker.py"))
@@ -199,6 +199,29 @@ def test_preempted_runs_come_back_before_lost_ones(tmp_path: Path) -> None:
         (lost.id, 2),
         (f"{store.sweep_id}-0002", 1),
     ]
+
+
+def test_a_run_lost_max_losses_times_is_not_run_again_but_a_late_result_counts(
+    tmp_path: Path,
+) -> None:
+    store = _sweep(tmp_path, n=2)
+    poison = claim_next(store, agent_id="a1").run
+    assert poison is not None
+    for attempt in range(1, MAX_LOSSES + 1):
+        with store.transaction() as txn:  # its agent died with its node, every time
+            txn.mark_lost(poison.id, f"silent (attempt {attempt})")
+        claim = claim_next(store, agent_id=f"a{attempt + 1}")
+        assert claim.run is not None
+        if attempt < MAX_LOSSES:
+            assert (claim.run.id, claim.run.attempt) == (poison.id, attempt + 1)
+    assert claim.run.id != poison.id and claim.run.attempt == 1  # the grid's other point
+    given_up = store.snapshot().runs[poison.id]
+    assert (given_up.state, given_up.losses, given_up.gave_up) == (RunState.LOST, MAX_LOSSES, True)
+    _finish(store, claim.run.id)
+    assert claim_next(store, agent_id="a9").run is None  # nothing is run again
+    # Its last agent was only cut off and reports it finished: that still counts.
+    _finish(store, poison.id, attempt=MAX_LOSSES, metric=0.5)
+    assert store.snapshot().runs[poison.id].state is RunState.FINISHED
 
 
 def test_random_search_is_reproducible_from_the_seed(tmp_path: Path) -> None:

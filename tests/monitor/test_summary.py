@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from monitor.helpers import Sweep, make_sweep
-from sweepherd.monitor import eta_s, progress, sweep_state, throughput_per_min
-from sweepherd.runs import Run, RunState
+from sweepherd.monitor import eta_s, failures_text, progress, sweep_state, throughput_per_min
+from sweepherd.runs import MAX_LOSSES, Run, RunState
 
 
 def _state(sweep: Sweep) -> str:
@@ -29,6 +29,29 @@ def test_grid_sweep_states(sweep: Sweep) -> None:
     sweep.claim_again(runs[-1].id)
     sweep.finish(runs[-1], "failed", exit_code=1)
     assert _state(sweep) == "done"  # every grid point ran (a failed one is not retried)
+
+
+def test_a_run_lost_too_often_is_reported_failed_and_the_grid_can_be_done(sweep: Sweep) -> None:
+    runs = [sweep.claim({"x": x, "opt": {"lr": lr}}) for x in (1, 2, 3) for lr in (0.1, 0.01)]
+    for run in runs[:-1]:
+        sweep.finish(run, metric=1.0)
+    poison = runs[-1]
+    for attempt in range(1, MAX_LOSSES + 1):
+        with sweep.store.transaction() as txn:
+            txn.mark_lost(poison.id, "its agent a was silent for 90 s")
+        snap = sweep.store.snapshot()
+        if attempt < MAX_LOSSES:
+            assert _state(sweep) == "paused"  # waits to be run again
+            assert progress(sweep.store.config, list(snap.runs.values())).n_waiting == 1
+            sweep.claim_again(poison.id)
+    runs_now = list(sweep.store.snapshot().runs.values())
+    prog = progress(sweep.store.config, runs_now)
+    assert (prog.n_waiting, prog.n_given_up, prog.n_done) == (0, 1, 5)
+    assert _state(sweep) == "done"
+    assert eta_s(prog, 1.0) == 0.0
+    text = failures_text(runs_now).plain
+    assert f"{poison.id} failed: lost {MAX_LOSSES} times, so not run again" in text
+    assert "silent for 90 s" in text
 
 
 def test_a_half_run_grid_with_no_agent_is_paused(sweep: Sweep) -> None:

@@ -135,6 +135,17 @@ def test_claim_again_only_for_rerunnable_runs_and_the_next_attempt() -> None:
     assert not state.apply(_claim(attempt=2))  # a duplicate re-claim
 
 
+def test_losses_count_the_attempts_declared_lost() -> None:
+    state = _fold(_claim(), _LOST, _claim(attempt=2, t=30.0))
+    assert state.runs["s-0000"].losses == 1 and state.runs["s-0000"].will_run_again is False
+    state.apply({"e": "lost", "t": 31, "run": "s-0000", "attempt": 2})
+    run = state.runs["s-0000"]
+    assert (run.state, run.losses) == (RunState.LOST, 2)
+    assert run.will_run_again and not run.gave_up
+    state.apply(_end("preempted", attempt=2))  # a late report: not a loss, state as reported
+    assert state.runs["s-0000"].losses == 2
+
+
 def test_lost_applies_only_to_the_running_attempt() -> None:
     state = _fold(_claim())
     assert not state.apply({"e": "lost", "t": 11, "run": "s-0000", "attempt": 2})

@@ -10,9 +10,10 @@ from pathlib import Path
 from sweepherd.store import SweepStore
 
 #: A trial that records each execution in marks/ (run id, attempt, pid), logs a metric, and
-#: behaves as its parameters say: sleep_s, exit_code, no_metric, argv_file.
+#: behaves as its parameters say: sleep_s, exit_code, no_metric, argv_file, and kill_agent_x
+#: (when x equals it, the trial SIGKILLs its agent and exits: the node died under both).
 TRIAL = r"""
-import json, os, sys, time
+import json, os, signal, sys, time
 import sweepherd
 params = sweepherd.params()
 run_id = os.environ["SWEEPHERD_RUN_ID"]
@@ -24,6 +25,9 @@ with open(os.path.join(marks, f"{run_id}.{attempt}.{os.getpid()}"), "w") as f:
         k: v for k, v in os.environ.items() if k.startswith(("WANDB_", "SWEEPHERD_", "CUDA_"))
     }}, f)
 print("hello from", run_id, flush=True)
+if "kill_agent_x" in params and params.get("x") == params["kill_agent_x"]:
+    os.kill(os.getppid(), signal.SIGKILL)
+    sys.exit(1)
 time.sleep(float(params.get("sleep_s", 0)))
 if attempt == "1":
     time.sleep(float(params.get("sleep_first_s", 0)))

@@ -469,7 +469,7 @@ class Agent:
         now = time.time()
         quiet_s = 3 * self.opts.heartbeat_s
         for run in snap.runs.values():
-            if run.state.is_rerunnable:
+            if run.will_run_again:
                 return False
             if run.state is RunState.RUNNING and run.agent != self.id:
                 beat = beats.get(run.agent or "")

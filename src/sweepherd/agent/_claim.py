@@ -11,7 +11,8 @@ hundreds of agents costs a few lock holds instead of hundreds. Serving a batch:
 3. declare lost every run held by an agent that is silent: it recorded a clean stop after
    claiming the run, or the run is older than ``lost_grace_s`` and so is the agent's last
    heartbeat (agents asking in this batch are alive by definition);
-4. give each request a preempted run if there is one, else a lost one (same id, next attempt);
+4. give each request a preempted run if there is one, else a lost one (same id, next attempt)
+   that was lost fewer than :data:`~sweepherd.runs.MAX_LOSSES` times;
 5. for the rest, unless :func:`sweepherd.search.done_reason` gives a reason (run cap, metric
    target): ask :func:`sweepherd.search.suggest` for new points (never past the run cap), with
    ``numpy.random.default_rng([sweep seed, seq of the first new run])``; requests left without
@@ -143,7 +144,11 @@ def serve_claims(
         return
     _mark_lost(txn, store, {r.agent for r in requests}, lost_grace_s)
     snap = txn.snapshot
-    again = snap.by_state(RunState.PREEMPTED) + snap.by_state(RunState.LOST)
+    again = [
+        r
+        for r in snap.by_state(RunState.PREEMPTED) + snap.by_state(RunState.LOST)
+        if r.will_run_again
+    ]
     wanting_new = []
     for request in requests:
         if again:

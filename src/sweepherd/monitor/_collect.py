@@ -32,9 +32,11 @@ from sweepherd.monitor._slurm import (
 from sweepherd.monitor._summary import (
     best_runs,
     eta_s,
+    failed_runs,
     progress,
     sweep_state,
     throughput_per_min,
+    why_failed,
 )
 from sweepherd.runs import Run, RunState
 from sweepherd.store import Heartbeat, Snapshot, SweepStore
@@ -99,7 +101,7 @@ class WatchCollector:
         rate = throughput_per_min(runs, now)
         beats = self._read_heartbeats(now)
         metric = config.metric.name if config.metric else None
-        failed = [r for r in runs if r.state is RunState.FAILED]
+        failed = failed_runs(runs)
         failed.sort(key=lambda r: (r.ended_at or 0.0, r.seq), reverse=True)
         return WatchModel(
             sweep_id=self.store.sweep_id,
@@ -175,7 +177,7 @@ class WatchCollector:
             path = self.store.runs_dir / run.id / "stderr.log"
             tail = tuple(tail_lines(path, STDERR_LINES, self.stats))
             self._stderr[key] = tail
-        return Failure(run.id, run.exit_code, run.reason, tail, run.node, run.ended_at)
+        return Failure(run.id, run.exit_code, why_failed(run), tail, run.node, run.ended_at)
 
     # -- heartbeats ------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sweepherd.config import SweepConfig
-from sweepherd.monitor._summary import Progress, best_runs
+from sweepherd.monitor._summary import Progress, best_runs, failed_runs, why_failed
 from sweepherd.runs import Run, RunState
 
 STATE_STYLE: Mapping[RunState, str] = {
@@ -126,11 +126,11 @@ def best_table(config: SweepConfig, runs: Sequence[Run], n: int = 5) -> Table:
 
 
 def failures_text(runs: Sequence[Run], limit: int = 3) -> Text:
-    """The first failed runs with their reasons, one line each."""
+    """The first failed runs (and lost runs given up) with their reasons, one line each."""
     text = Text()
-    failed = [r for r in runs if r.state is RunState.FAILED]
+    failed = failed_runs(runs)
     for run in failed[:limit]:
-        text.append(f"{run.id} failed: {run.reason or 'no reason recorded'}\n", style="red")
+        text.append(f"{run.id} failed: {why_failed(run) or 'no reason recorded'}\n", style="red")
     if len(failed) > limit:
         text.append(f"... and {len(failed) - limit} more failed runs\n", style="red")
     return text

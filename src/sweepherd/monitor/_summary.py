@@ -26,6 +26,7 @@ class Progress:
     n_waiting: int  # preempted or lost, to be run again
     expected: int | None  # runs the sweep will make in all, when known (grid size, run_cap)
     counts: dict[RunState, int]
+    n_given_up: int = 0  # lost too often to be run again (see sweepherd.runs.MAX_LOSSES)
 
     @property
     def fraction(self) -> float | None:
@@ -71,8 +72,26 @@ def progress(config: SweepConfig, runs: Sequence[Run]) -> Progress:
     """The progress of a sweep from its runs."""
     counts = count_states(runs)
     n_done = sum(n for state, n in counts.items() if state.is_terminal)
-    n_waiting = counts[RunState.PREEMPTED] + counts[RunState.LOST]
-    return Progress(n_done, counts[RunState.RUNNING], n_waiting, expected_runs(config), counts)
+    n_given_up = sum(1 for r in runs if r.gave_up)
+    n_waiting = counts[RunState.PREEMPTED] + counts[RunState.LOST] - n_given_up
+    return Progress(
+        n_done, counts[RunState.RUNNING], n_waiting, expected_runs(config), counts, n_given_up
+    )
+
+
+def failed_runs(runs: Iterable[Run]) -> list[Run]:
+    """Runs that failed, and lost runs that will not be run again (see :func:`why_failed`)."""
+    return [r for r in runs if r.state is RunState.FAILED or r.gave_up]
+
+
+def why_failed(run: Run) -> str | None:
+    """The reason of a failed run; for a lost run given up, why it is not run again."""
+    if run.gave_up:
+        return (
+            f"lost {run.losses} times, so not run again (its setting may bring its node down); "
+            f"last: {run.reason or 'no reason recorded'}"
+        )
+    return run.reason
 
 
 def best_runs(config: SweepConfig, runs: Iterable[Run], n: int = 5) -> list[Run]:
@@ -143,7 +162,7 @@ def sweep_state(config: SweepConfig, runs: Sequence[Run], cancelled: bool) -> st
 
     if done_reason(config, runs) is not None:
         return "done"
-    if prog.expected is not None and prog.n_done >= prog.expected:
+    if prog.expected is not None and prog.n_done + prog.n_given_up >= prog.expected:
         return "done"
     return "paused"
 
@@ -174,7 +193,7 @@ def eta_s(prog: Progress, runs_per_min: float | None) -> float | None:
     """Seconds until the expected number of runs is done at ``runs_per_min``; None if unknown."""
     if prog.expected is None:
         return None
-    left = prog.expected - prog.n_done
+    left = prog.expected - prog.n_done - prog.n_given_up
     if left <= 0:
         return 0.0
     if not runs_per_min:

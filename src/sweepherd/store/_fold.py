@@ -247,7 +247,11 @@ def _on_lost(state: FoldState, ev: Mapping[str, Any]) -> bool:
     if run is None or run.state is not RunState.RUNNING or int(ev["attempt"]) != run.attempt:
         return False
     state.runs[run.id] = _evolve(
-        run, state=RunState.LOST, ended_at=float(ev["t"]), reason=_opt_str(ev.get("reason"))
+        run,
+        state=RunState.LOST,
+        ended_at=float(ev["t"]),
+        reason=_opt_str(ev.get("reason")),
+        losses=run.losses + 1,
     )
     return True
 
