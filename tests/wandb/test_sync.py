@@ -22,7 +22,7 @@ import pytest
 
 from sweepherd.config import parse_config
 from sweepherd.errors import WandbError
-from sweepherd.runs import RunState
+from sweepherd.runs import MAX_LOSSES, RunState
 from sweepherd.store import SweepStore, create_sweep
 from sweepherd.wandb import (
     MARKER_NAME,
@@ -136,6 +136,7 @@ def test_plan_selects_exactly_the_ended_unsynced_runs(
         ("running", None),
         ("preempted", RunState.PREEMPTED),
         ("lost", RunState.LOST),
+        ("given_up", RunState.LOST),
         ("no_wandb", RunState.FINISHED),
         ("marked", RunState.FINISHED),
         ("attempts", RunState.FINISHED),
@@ -146,6 +147,11 @@ def test_plan_selects_exactly_the_ended_unsynced_runs(
         run_dir = store.runs_dir / rid
         if name == "no_wandb":
             continue
+        if name == "given_up":  # lost MAX_LOSSES times: it will not run again
+            for _ in range(MAX_LOSSES - 1):
+                with store.transaction(agent="a1") as txn:
+                    txn.claim_again(rid, agent="a2")
+                    txn.mark_lost(rid, "agent silent")
         if name == "attempts":
             empty = place(template_run, run_dir, rid, "20260101_000001", data[:7])
             done = place(template_run, run_dir, rid, "20260101_000002")
@@ -163,7 +169,9 @@ def test_plan_selects_exactly_the_ended_unsynced_runs(
 
     plan = plan_sync(store)
     by_id = {item.run_id: item for item in plan.items}
-    wanted = {ids[n] for n in ("finished", "failed", "stopped", "killed", "attempts", "torn")}
+    wanted = {
+        ids[n] for n in ("finished", "failed", "stopped", "killed", "given_up", "attempts", "torn")
+    }
     assert set(by_id) == wanted
     assert plan.waiting == [ids["fresh"]]
     assert {by_id[ids[n]].state for n in ("finished", "failed", "stopped", "killed")} == set(

@@ -1,7 +1,8 @@
 """Uploading the sweep's offline wandb runs to W&B once they have ended: ``wandb sync`` per run.
 
 Which runs: those in :data:`SYNC_STATES` (every terminal state: finished, failed, stopped early,
-killed by a cancel; all hold data worth seeing). A preempted or lost run will run again under
+killed by a cancel; all hold data worth seeing), and lost runs that will not run again (lost
+:data:`~sweepherd.runs.MAX_LOSSES` times). A preempted or lost run will run again under
 the same id, so it waits; when it ends, all its attempts' folders are sent in one call, in start
 order, and W&B joins them into one run (``--id``).
 
@@ -127,7 +128,7 @@ def plan_runs(
     items: list[SyncItem] = []
     waiting: list[str] = []
     for run in runs:
-        if run.state not in wanted:
+        if run.state not in wanted and not run.gave_up:
             continue
         run_dir = runs_dir / run.id
         if (run_dir / MARKER_NAME).exists():
