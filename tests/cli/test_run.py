@@ -6,6 +6,7 @@ no traceback unless --debug, a non-zero exit status, and lose nothing.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -14,11 +15,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rich.console import Console
 
 from support.agents import marks, wait_for, write_trial
-from sweepherd.errors import ExitStatus
-from sweepherd.runs import RunState
-from sweepherd.store import list_sweeps, open_sweep
+from sweepherd.cli.run import report_outcome
+from sweepherd.config import load_config
+from sweepherd.errors import ExitStatus, RunsFailedError
+from sweepherd.launch.local import LocalOutcome
+from sweepherd.runs import MAX_LOSSES, RunState
+from sweepherd.store import create_sweep, list_sweeps, open_sweep
 
 
 def sweepherd(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -135,6 +140,24 @@ def test_a_metric_never_logged_is_an_error_naming_the_metric(project: Path) -> N
     assert "without logging the metric 'loss'" in line
     (store,) = list_sweeps(project / "sweeps")
     assert all(r.state is RunState.FINISHED for r in store.snapshot().runs.values())
+
+
+def test_a_run_lost_too_often_fails_the_sweep_with_the_reason(project: Path) -> None:
+    store = create_sweep(project / "sweeps", load_config(write_config(project)))
+    with store.transaction() as txn:
+        runs = [txn.claim_new({"x": x}, agent="a1") for x in (1, 2, 3)]
+    with store.transaction() as txn:
+        for run in runs[:2]:
+            txn.finish(run.id, 1, "finished", exit_code=0, metric=1.0)
+        txn.mark_lost(runs[2].id, "its agent a1 was silent for 70 s")
+    for attempt in range(2, MAX_LOSSES + 1):
+        with store.transaction() as txn:
+            txn.claim_again(runs[2].id, agent=f"a{attempt}")
+            txn.mark_lost(runs[2].id, f"its agent a{attempt} was silent for 70 s")
+    console = Console(file=io.StringIO())
+    with pytest.raises(RunsFailedError, match=f"1 of 3 runs failed .*lost {MAX_LOSSES} times"):
+        report_outcome(console, store, LocalOutcome(exit_codes=[0]))
+    assert f"failed: lost {MAX_LOSSES} times" in console.file.getvalue()  # type: ignore[attr-defined]
 
 
 def test_a_sweep_that_does_not_exist(project: Path) -> None:

@@ -11,7 +11,6 @@ from sweepherd.cli._common import root_option, trial_options, trials_per_gpu_opt
 from sweepherd.cli._wandb_backend import backend_option
 from sweepherd.errors import AgentError, ExitStatus, RunsFailedError
 from sweepherd.monitor import ProgressView
-from sweepherd.runs import RunState
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -128,7 +127,13 @@ def run(
 
 def report_outcome(console: Console, store: SweepStore, outcome: LocalOutcome) -> int:
     """Print how the sweep ended and turn failures into the right error."""
-    from sweepherd.monitor import best_table, failures_text, without_metric
+    from sweepherd.monitor import (
+        best_table,
+        failed_runs,
+        failures_text,
+        why_failed,
+        without_metric,
+    )
 
     runs = list(store.snapshot().runs.values())
     config = store.config
@@ -143,11 +148,12 @@ def report_outcome(console: Console, store: SweepStore, outcome: LocalOutcome) -
         return int(ExitStatus.INTERRUPTED)
     if outcome.errors:
         raise AgentError(outcome.errors[0], hint=f"agent logs are in {store.path / 'logs'}")
-    failed = [r for r in runs if r.state is RunState.FAILED]
+    failed = failed_runs(runs)
     missing = without_metric(config, runs)
     if failed:
+        first = f"{failed[0].id}: {why_failed(failed[0])}"
         raise RunsFailedError(
-            f"{len(failed)} of {len(runs)} runs failed (first: {failed[0].id}: {failed[0].reason})",
+            f"{len(failed)} of {len(runs)} runs failed (first: {first})",
             hint=f"see `sweepherd status {store.path}` and the runs' stderr.log",
         )
     if missing and config.metric is not None:
