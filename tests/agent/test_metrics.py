@@ -41,6 +41,41 @@ def test_run_metrics_history_and_summary(tmp_path: Path) -> None:
     assert metrics.plain_summary() == {"loss": 1.5, "note": "x", "acc": True}
 
 
+def _jsonl(path: Path, *rows: dict[str, object]) -> JsonlSource:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return JsonlSource(path)
+
+
+def test_a_numeric_string_is_not_an_iteration_as_in_wandbs_hyperband(tmp_path: Path) -> None:
+    metrics = RunMetrics([_jsonl(tmp_path / "m.jsonl", {"loss": "1.0"}, {"loss": 0.9})])
+    metrics.update()
+    assert metrics.metric_history("loss") == [0.9]
+
+
+def test_a_value_logged_again_at_the_same_step_replaces_the_first(tmp_path: Path) -> None:
+    rows = [
+        {"_step": 0, "loss": 1.0},
+        {"_step": 0, "acc": 0.1},  # another key at the same step: loss keeps its value
+        {"_step": 0, "loss": 2.0},  # wandb keeps one row per step: the last value
+        {"_step": 1, "loss": 3.0},
+        {"_step": 0, "loss": 0.5},  # a lower step: a resumed attempt starting again
+    ]
+    metrics = RunMetrics([_jsonl(tmp_path / "m.jsonl", *rows)])
+    metrics.update()
+    assert metrics.metric_history("loss") == [2.0, 3.0, 0.5]
+    assert metrics.metric_history("acc") == [0.1]
+
+
+def test_a_key_logged_through_both_channels_counts_once(tmp_path: Path) -> None:
+    both = [{"_step": i, "loss": 1.0 / (i + 1)} for i in range(3)]
+    wandb_like = _jsonl(tmp_path / "a.jsonl", *both[:2])  # lagging behind
+    client = _jsonl(tmp_path / "b.jsonl", *both, {"_step": 3, "acc": 0.5})
+    metrics = RunMetrics([client, wandb_like])
+    metrics.update()
+    assert metrics.metric_history("loss") == [1.0, 0.5, 1.0 / 3]
+    assert metrics.metric_history("acc") == [0.5]
+
+
 def test_an_int_too_large_for_a_float_is_not_a_value(tmp_path: Path) -> None:
     path = tmp_path / "metrics.jsonl"
     path.write_text(json.dumps({"loss": 10**400}) + "\n" + json.dumps({"loss": 2}) + "\n")

@@ -89,13 +89,52 @@ class JsonlSource:
 
 
 @dataclass
+class _Channel:
+    """What one source has logged: each key's values, and the step each key last logged at."""
+
+    history: dict[str, list[Any]] = field(default_factory=dict)
+    last_step: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, values: Mapping[str, Any]) -> None:
+        """Append a history row; a value logged again at the same step replaces the first.
+
+        ``wandb.log(..., step=s)`` twice with the same ``s`` makes one row in W&B, so the
+        second value is not one more iteration for hyperband. A lower step starts a new row
+        (a resumed attempt counts its steps from 0 again).
+        """
+        step = values.get("_step")
+        for key, value in values.items():
+            column = self.history.setdefault(key, [])
+            if step is not None and column and self.last_step.get(key) == step:
+                column[-1] = value
+            else:
+                column.append(value)
+            self.last_step[key] = step
+
+
+@dataclass
 class RunMetrics:
-    """The merged view of a run's metrics so far."""
+    """The merged view of a run's metrics so far.
+
+    Each source keeps its own history; a key logged through both channels (``wandb.log`` and
+    :func:`sweepherd.log` beside it) counts once, from the channel that has more of it (the
+    same values, the other one lagging), not twice.
+    """
 
     sources: list[MetricSource] = field(default_factory=list)
-    history: dict[str, list[Any]] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     errors: set[str] = field(default_factory=set)  # read errors already warned about
+    _channels: dict[int, _Channel] = field(default_factory=dict)  # id(source) -> its rows
+
+    @property
+    def history(self) -> dict[str, list[Any]]:
+        """Each key's values in log order, from the channel with the most of them."""
+        out: dict[str, list[Any]] = {}
+        for channel in self._channels.values():
+            for key, values in channel.history.items():
+                if len(values) > len(out.get(key, ())):
+                    out[key] = values
+        return out
 
     def update(self) -> bool:
         """Read every source; True if anything new arrived.
@@ -114,18 +153,21 @@ class RunMetrics:
                     self.errors.add(message)
                     log.warning("could not read a run's metrics: %s", message)
                 continue
+            channel = self._channels.setdefault(id(source), _Channel())
             for upd in updates:
                 changed = True
-                for key, value in upd.values.items():
-                    if upd.kind == "history":
-                        self.history.setdefault(key, []).append(value)
-                    self.summary[key] = value
+                if upd.kind == "history":
+                    channel.add(upd.values)
+                self.summary.update(upd.values)
         return changed
 
     def metric_history(self, name: str) -> list[float]:
-        """The numeric values of ``name`` in log order (non-numbers skipped)."""
-        values = self.history.get(_resolve(name, self.history), [])
-        return [v for v in (metric_number(x) for x in values) if v is not None]
+        """The values of ``name`` in log order that are finite numbers, as W&B's hyperband
+        counts them: a numeric string (``"0.5"``) is not an iteration there, so not here."""
+        history = self.history
+        values = history.get(_resolve(name, history), [])
+        numbers = (x for x in values if isinstance(x, (int, float)) and not isinstance(x, bool))
+        return [v for v in (metric_number(x) for x in numbers) if v is not None]
 
     def metric_value(self, name: str) -> float | None:
         """The run's result for ``name``: its summary value, as W&B would use it."""
