@@ -139,6 +139,22 @@ def test_bands_from_max_iter_and_s_and_from_min_iter():
     assert len(got) == 100 and got[:6] == [1, 1, 2, 3, 5, 7]
 
 
+@pytest.mark.parametrize(
+    "early_terminate", [{"min_iter": 1, "eta": 2000}, {"min_iter": 10**400}, {"min_iter": 3**80}]
+)
+def test_bands_too_large_for_a_float_decide_as_wandb_does(early_terminate):
+    raw = _raw(early_terminate)
+    histories = {"a": [1.0, 0.5], "b": [3.0, 2.0], "c": [0.1, 0.1]}
+    states = {"a": "finished", "b": _RUNNING, "c": "finished"}
+    assert _ours(raw, histories, states) == _wandb_stops(raw, histories, states)
+
+
+def test_a_max_iter_too_large_for_a_float_is_a_problem_not_a_crash():
+    with pytest.raises(ConfigError) as info:
+        parse_config(_raw({"max_iter": 10**400, "s": 2}))
+    assert "early_terminate.max_iter" in str(info.value) and "too large" in str(info.value)
+
+
 def test_early_terminate_without_a_metric_is_a_config_error():
     config = SweepConfig(
         raw={}, method="grid", parameters=(), early_terminate=EarlyTerminate(min_iter=1)

@@ -7,6 +7,7 @@ problem it finds, and returns the parsed value (or None when the section has pro
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -219,6 +220,11 @@ def parse_early_terminate(raw: object, problems: list[Problem]) -> EarlyTerminat
                 )
             )
     if len(problems) > n_before:
+        return None
+    if max_iter is not None and abs(max_iter) > sys.float_info.max:
+        problems.append(
+            Problem(f"{path}.max_iter", f"{show(max_iter)} is too large", "use a smaller integer")
+        )
         return None
     if max_iter is not None and max_iter / eta < 1:
         problems.append(

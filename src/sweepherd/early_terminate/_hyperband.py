@@ -27,6 +27,8 @@ from sweepherd.errors import ConfigError
 
 #: How many bands ``min_iter`` gives (W&B's count).
 N_MIN_ITER_BANDS = 100
+#: No run logs this many values: bands beyond it change no decision, so they are not made.
+NEVER_REACHED = 2**62
 
 
 def to_stop(
@@ -79,10 +81,12 @@ def bands(et: EarlyTerminate) -> list[int]:
             out.append(int(band))
         out.sort()
     elif et.min_iter is not None:
-        band = float(et.min_iter)
+        grown: float = et.min_iter  # an int: W&B's product stays exact until eta makes it float
         for _ in range(N_MIN_ITER_BANDS):
-            out.append(int(band))
-            band *= et.eta
+            out.append(int(grown))
+            if grown > NEVER_REACHED:  # later bands cannot be reached, and may overflow a float
+                break
+            grown *= et.eta
     if not out:
         raise ConfigError(
             "early_terminate gives no band to compare runs at",
