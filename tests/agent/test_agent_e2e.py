@@ -106,6 +106,30 @@ def test_a_run_that_kills_its_agent_every_time_is_given_up_and_the_sweep_ends(
     assert max(_end_events(store).values()) == 1
 
 
+def test_processes_a_trial_leaves_in_its_group_are_stopped_before_its_slot_is_reused(
+    make_sweep: SweepFactory, start_agent, tmp_path: Path
+) -> None:
+    store = make_sweep({"x": {"values": [1, 2]}, "leave_child": {"value": True}})
+    agent = start_agent(store, "-q", "--heartbeat", "0.3", "--stop-grace", "1")
+    assert agent.wait(timeout=60) == 0
+    runs = {r.id: r for r in _runs(store)}
+    assert all(r.state is RunState.FINISHED for r in runs.values())
+    children = {p.name: int(p.read_text()) for p in (tmp_path / "children").iterdir()}
+    assert set(children) == set(runs)
+    for pid in children.values():  # each SIGKILLed after the grace (it ignores SIGTERM)
+        assert not _alive(pid), f"process {pid} left by a trial still runs"
+    first, second = sorted(runs.values(), key=lambda r: r.seq)
+    assert (second.started_at or 0) >= (first.started_at or 0) + 1.0  # the slot waited
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 :].split()[0] != b"Z"
+
+
 def test_sigterm_preempts_runs_and_the_next_agent_resumes_them(
     make_sweep: SweepFactory, start_agent, tmp_path: Path
 ) -> None:

@@ -11,7 +11,8 @@ from sweepherd.store import SweepStore
 
 #: A trial that records each execution in marks/ (run id, attempt, pid), logs a metric, and
 #: behaves as its parameters say: sleep_s, exit_code, no_metric, argv_file, and kill_agent_x
-#: (when x equals it, the trial SIGKILLs its agent and exits: the node died under both).
+#: (when x equals it, the trial SIGKILLs its agent and exits: the node died under both),
+#: leave_child (starts a process in its group that ignores SIGTERM, and leaves it behind).
 TRIAL = r"""
 import json, os, signal, sys, time
 import sweepherd
@@ -25,6 +26,13 @@ with open(os.path.join(marks, f"{run_id}.{attempt}.{os.getpid()}"), "w") as f:
         k: v for k, v in os.environ.items() if k.startswith(("WANDB_", "SWEEPHERD_", "CUDA_"))
     }}, f)
 print("hello from", run_id, flush=True)
+if params.get("leave_child"):  # a process in the trial's group that ignores SIGTERM
+    import subprocess
+    child = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 60"])
+    children = os.path.join(os.path.dirname(marks), "children")
+    os.makedirs(children, exist_ok=True)
+    with open(os.path.join(children, run_id), "w") as f:
+        f.write(str(child.pid))
 if "kill_agent_x" in params and params.get("x") == params["kill_agent_x"]:
     os.kill(os.getppid(), signal.SIGKILL)
     sys.exit(1)

@@ -296,6 +296,8 @@ class Agent:
                     trial.died_at = now  # killed from outside: wait for our own signal
                 if now - trial.died_at < _SIGNAL_DEATH_GRACE_S:
                     continue
+            if self._group_lingers(trial, now):
+                continue
             del self._trials[index]
             trial.close()
             if trial.metrics.update():  # what was written up to the end
@@ -304,6 +306,27 @@ class Agent:
             if result is not None:
                 self._pending.append(result)
                 self._check_initial_failures()  # before the next claim, not after it
+
+    def _group_lingers(self, trial: Trial, now: float) -> bool:
+        """True while processes the ended trial left in its group are being stopped.
+
+        The slot stays busy until they are gone: SIGTERM at once, SIGKILL after the stop
+        grace (:meth:`Trial.tick`); past that, what survives SIGKILL is left with a warning.
+        """
+        if not trial.group_alive():
+            return False
+        if trial.stop_deadline is None:
+            log.info("run %s ended but left processes in its group: stopping them", trial.run.id)
+        trial.end_group(self.opts.stop_grace_s)
+        assert trial.stop_deadline is not None
+        if now < trial.stop_deadline + _SIGNAL_DEATH_GRACE_S:
+            return True
+        log.warning(
+            "run %s: processes of its group %d survive SIGKILL; leaving them",
+            trial.run.id,
+            trial.pid,
+        )
+        return False
 
     def _judge(self, trial: Trial, code: int) -> RunResult | None:
         metric_name = self.config.metric.name if self.config.metric else None
@@ -495,9 +518,12 @@ class Agent:
 
     def _wait(self, timeout: float) -> None:
         fds = [self._wake_r]
-        fds += [t.pidfd for t in self._trials.values() if t.pidfd is not None and t.died_at is None]
-        if any(t.pidfd is None for t in self._trials.values()):
-            timeout = min(timeout, 0.1)  # no pidfd: fall back to polling the processes
+        waiting = [t for t in self._trials.values() if t.process.returncode is None]
+        fds += [t.pidfd for t in waiting if t.pidfd is not None and t.died_at is None]
+        if len(waiting) < len(self._trials) or any(t.pidfd is None for t in waiting):
+            # no pidfd, or a main process already ended (its pidfd stays readable) whose
+            # group is being stopped: poll
+            timeout = min(timeout, 0.1)
         with contextlib.suppress(InterruptedError):
             ready, _, _ = select.select(fds, [], [], timeout)
             if self._wake_r in ready:

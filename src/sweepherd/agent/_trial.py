@@ -81,14 +81,41 @@ class Trial:
             return info.si_code == os.CLD_EXITED
         return code >= 0
 
+    def has_ended(self) -> bool:
+        """True once the process has ended, by itself or by a signal; does not reap it."""
+        if self.process.returncode is not None:
+            return True
+        try:
+            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # reaped meanwhile
+            return True
+        return info is not None
+
     def request_stop(self, cause: StopCause, grace_s: float) -> None:
         """SIGTERM the group now, SIGKILL it after ``grace_s`` if still alive (see :meth:`tick`).
 
-        A trial that has already exited by itself keeps no cause: its exit status says how it
-        ended (one that exits in the very instant it is asked to stop counts as stopped).
+        A trial that has already ended keeps no cause: its exit status says how it ended (an
+        OOM kill is a failure, not a stop), and one that ends in the very instant it is asked
+        to stop counts as stopped.
         """
-        if self.stop_cause is None and not self.exited_by_itself():
+        if self.stop_cause is None and not self.has_ended():
             self.stop_cause = cause
+        if self.stop_deadline is None:
+            self.stop_deadline = time.monotonic() + grace_s
+            self.signal_group(signal.SIGTERM)
+
+    def group_alive(self) -> bool:
+        """True while a process of the trial's group other than a zombie is still there.
+
+        The main process may end while others it started in its group go on (a wrapper script
+        that did not ``exec``, a worker that ignores SIGTERM); they would hold the slot's GPU
+        beside the next run. Zombies do not count: where nothing reaps orphans they never go.
+        """
+        return bool(live_group_members(self.pid))
+
+    def end_group(self, grace_s: float) -> None:
+        """After the main process ended: SIGTERM what is left of its group, SIGKILL it after
+        ``grace_s`` (see :meth:`tick`); a stop already asked for keeps its deadline."""
         if self.stop_deadline is None:
             self.stop_deadline = time.monotonic() + grace_s
             self.signal_group(signal.SIGTERM)
@@ -103,6 +130,32 @@ class Trial:
             with contextlib.suppress(OSError):
                 os.close(self.pidfd)
             self.pidfd = None
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """The pids in process group ``pgid`` that are not zombies (read from /proc)."""
+    try:
+        entries = os.listdir("/proc")  # noqa: PTH208 - names only, in a hot loop
+    except OSError:  # no /proc: ask the kernel whether the group has any member at all
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    out = []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:  # noqa: PTH123 - hot loop, plain open
+                stat = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] != b"Z":
+            out.append(int(entry))
+    return out
 
 
 def spawn(
