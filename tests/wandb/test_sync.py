@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -192,13 +193,11 @@ def test_sync_argv(tmp_path: Path) -> None:
         tmp_path / "wandb/offline-run-2-r/run-r.wandb",
     )
     item = SyncItem("r", RunState.FINISHED, tmp_path, files)
-    argv = wandb_sync_argv(item, project="proj", entity="team", python="/py")
-    assert argv == [
-        "/py", "-m", "wandb", "sync", "--id", "r", "--project", "proj", "--entity", "team",
-        str(files[0].parent), str(files[1].parent),
-    ]  # fmt: skip
-    assert wandb_sync_argv(item, python="/py")[:6] == ["/py", "-m", "wandb", "sync", "--id", "r"]
-    assert "--project" not in wandb_sync_argv(item, python="/py")
+    argvs = wandb_sync_argv(item, project="proj", entity="team", python="/py")
+    head = ["/py", "-m", "wandb", "sync", "--id", "r", "--project", "proj", "--entity", "team"]
+    assert argvs == [[*head, str(files[0].parent)], [*head, str(files[1].parent)]]
+    plain = wandb_sync_argv(item, python="/py")
+    assert plain[0] == ["/py", "-m", "wandb", "sync", "--id", "r", str(files[0].parent)]
 
 
 # -- the real wandb sync ------------------------------------------------------------------------
@@ -329,6 +328,53 @@ def test_torn_tail_is_sent_up_to_its_last_record_and_marked(
     assert [r["loss"] for r in fake_wandb_server.history(rid)] == [1, 2, 3]
 
 
+def test_a_torn_earlier_attempt_does_not_hold_back_the_later_ones(
+    store: SweepStore, template_run: Path, fake_wandb_server: Any, tmp_path: Path
+) -> None:
+    """wandb sync given both folders stops after the torn one: each retry sent it again."""
+    data = (template_run / "run-tmpl.wandb").read_bytes()
+    rid = new_run(store, RunState.FINISHED)
+    place(template_run, store.runs_dir / rid, rid, "20260101_000001", data[: len(data) - 5])
+    place(template_run, store.runs_dir / rid, rid, "20260101_000002")
+    env = sync_env(tmp_path, fake_wandb_server.url)
+    assert sync(store, settle_s=0, env=env).synced == [rid]
+    assert [r["loss"] for r in fake_wandb_server.history(rid)] == [1, 2, 3, 1, 2, 3]
+    marker = read_marker(store.runs_dir / rid)
+    assert marker is not None
+    assert sorted(marker["files"].values()) == [
+        "synced",
+        "synced up to its last complete record (torn tail)",
+    ]
+    assert sync(store, settle_s=0, env=env).synced == []
+    assert len(fake_wandb_server.history(rid)) == 6
+
+
+def test_a_refused_attempt_stops_the_later_ones_and_all_go_up_once_later(
+    store: SweepStore, template_run: Path, fake_wandb_server: Any, tmp_path: Path
+) -> None:
+    data = (template_run / "run-tmpl.wandb").read_bytes()
+    rid = new_run(store, RunState.FINISHED)
+    place(template_run, store.runs_dir / rid, rid, "20260101_000001", data[: len(data) - 5])
+    place(template_run, store.runs_dir / rid, rid, "20260101_000002")
+    env = sync_env(tmp_path, fake_wandb_server.url)
+    fake_wandb_server.refuse_runs = True
+    with pytest.raises(WandbError, match="000001"):  # the first attempt; the second not tried
+        sync(store, settle_s=0, env=env)
+    assert len(fake_wandb_server.upserts()) == 1
+    fake_wandb_server.refuse_runs = False
+    assert sync(store, settle_s=0, env=env).synced == [rid]
+    assert [r["loss"] for r in fake_wandb_server.history(rid)] == [1, 2, 3, 1, 2, 3]
+
+
+def test_an_online_runs_folder_counts_as_uploaded(store: SweepStore, template_run: Path) -> None:
+    rid = new_run(store, RunState.FINISHED)
+    log = place(template_run, store.runs_dir / rid, rid, "20260101_000001")
+    online = log.parent.with_name(log.parent.name.removeprefix("offline-"))
+    log.parent.rename(online)
+    (item,) = plan_sync(store, settle_s=0).items
+    assert item.files == () and item.done == (online / log.name,)
+
+
 def test_missing_api_key_is_wandbs_own_message(
     store: SweepStore, template_run: Path, fake_wandb_server: Any, tmp_path: Path
 ) -> None:
@@ -410,3 +456,42 @@ def test_cli_syncs_and_reports(
     assert [u["project"] for u in fake_wandb_server.upserts()][:1] == ["other"]
     assert main(["sync", str(store.path)]) == 0
     assert "nothing to sync" in capsys.readouterr().out
+
+
+def test_ctrl_c_stops_the_wandb_sync_it_started_before_releasing_the_lock(
+    store: SweepStore, template_run: Path, tmp_path: Path
+) -> None:
+    rid = new_run(store, RunState.FINISHED)
+    place(template_run, store.runs_dir / rid, rid, "20260101_000001")
+    with socket.socket() as silent:  # a "server" on 127.0.0.1 that accepts and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        env = sync_env(tmp_path, f"http://127.0.0.1:{silent.getsockname()[1]}")
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "sweepherd", "sync", str(store.path)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        children: list[int] = []
+
+        def wandb_sync_started() -> bool:
+            children[:] = [
+                pid
+                for pid in (int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
+                if _cmdline(pid).startswith(f"{sys.executable} -m wandb sync --id {rid}")
+            ]
+            return bool(children)
+
+        wait_until(wandb_sync_started)
+        cli.send_signal(signal.SIGINT)
+        assert cli.wait(timeout=60) != 0
+        assert not (store.path / "sync.lock").exists()
+        assert [pid for pid in children if _cmdline(pid)] == []  # stopped, not left uploading
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

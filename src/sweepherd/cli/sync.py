@@ -55,8 +55,8 @@ def sync(
         plan = plan_sync(store)
         for item in plan.items:
             click.echo(f"{item.run_id} ({item.state.value}): {_describe(item)}")
-            if item.files:
-                click.echo("  " + " ".join(wandb_sync_argv(item, project=project, entity=entity)))
+            for argv in wandb_sync_argv(item, project=project, entity=entity):
+                click.echo("  " + " ".join(argv))
         for run_id in plan.waiting:
             click.echo(f"{run_id}: its wandb files changed seconds ago; synced on the next pass")
         click.echo(f"{len(plan.items)} run(s) to sync" if plan.items else "nothing to sync")

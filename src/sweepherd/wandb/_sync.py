@@ -3,8 +3,9 @@
 Which runs: those in :data:`SYNC_STATES` (every terminal state: finished, failed, stopped early,
 killed by a cancel; all hold data worth seeing), and lost runs that will not run again (lost
 :data:`~sweepherd.runs.MAX_LOSSES` times). A preempted or lost run will run again under
-the same id, so it waits; when it ends, all its attempts' folders are sent in one call, in start
-order, and W&B joins them into one run (``--id``).
+the same id, so it waits; when it ends, its attempts' folders are sent one call each, in start
+order, and W&B joins them into one run (``--id``). Folders of online runs (``run-*``, not
+``offline-run-*``) were uploaded while they ran and are not sent.
 
 What ``wandb sync`` (0.31) does, measured against a local stand-in server:
 
@@ -34,7 +35,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,10 @@ MARKER_NAME = ".synced"
 DEFAULT_SETTLE_S = 5.0
 DEFAULT_TIMEOUT_S = 1800.0
 _LOCK_NAME = "sync.lock"
+#: Next to a transaction log wandb sent up to its torn tail (wandb itself never marks those).
+_SENT_SUFFIX = ".sweepherd-sent"
+#: Seconds an interrupted ``wandb sync`` gets to stop after SIGTERM before SIGKILL.
+_INTERRUPT_GRACE_S = 5.0
 #: Run-specific variables of a trial's environment that must not leak into ``wandb sync``.
 _TRIAL_VARS = (
     "WANDB_MODE",
@@ -141,7 +146,7 @@ def plan_runs(
             continue
         files, torn, empty, done = [], [], [], []
         for path in paths:
-            if _wandb_marked(path):
+            if _sent(path):
                 done.append(path)
                 continue
             reader = TransactionLogReader(path)
@@ -166,20 +171,23 @@ def wandb_sync_argv(
     project: str | None = None,
     entity: str | None = None,
     python: str = sys.executable,
-) -> list[str]:
-    """The ``wandb sync`` call for ``item``: its attempts' folders, under its own run id.
+) -> list[list[str]]:
+    """The ``wandb sync`` calls for ``item``: one per attempt folder, in start order, each
+    under the run's own id (W&B joins them into one run).
 
-    ``project``/``entity`` override what the runs recorded (``WANDB_PROJECT``/``WANDB_ENTITY``
-    at run time, else W&B's defaults). The group cannot be set here (``wandb sync`` has no such
-    option); the runs carry the one they had at run time.
+    One call per folder, because ``wandb sync`` given several stops after a file with a torn
+    tail (the usual state of a killed attempt's file): the later attempts would never be sent
+    and every retry would send the torn one again. ``project``/``entity`` override what the
+    runs recorded (``WANDB_PROJECT``/``WANDB_ENTITY`` at run time, else W&B's defaults). The
+    group cannot be set here (``wandb sync`` has no such option); the runs carry the one they
+    had at run time.
     """
     argv = [python, "-m", "wandb", "sync", "--id", item.run_id]
     if project:
         argv += ["--project", project]
     if entity:
         argv += ["--entity", entity]
-    argv += [str(p.parent) for p in item.files]
-    return argv
+    return [[*argv, str(p.parent)] for p in item.files]
 
 
 def sync(
@@ -265,47 +273,76 @@ def sync_item(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     env: Mapping[str, str] | None = None,
 ) -> str | None:
-    """Run ``wandb sync`` for one run and mark it; ``None`` on success, else why it failed."""
-    output = ""
-    if item.files:
-        argv = wandb_sync_argv(item, project=project, entity=entity)
-        try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=item.run_dir,  # wandb sync writes wandb/debug-cli.*.log under its cwd
-                env=_sync_env(env),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            return f"could not start wandb sync: {exc.strerror or exc}"
-        try:
-            output, _ = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            return f"wandb sync took longer than {timeout_s:g} s (is the server reachable?)"
-        if proc.returncode != 0:
-            return f"wandb sync exited with status {proc.returncode}: {_tail(output)}"
+    """Run ``wandb sync`` for one run and mark it; ``None`` on success, else why it failed.
+
+    Attempt folders go up one call each, in start order; the first that fails stops the rest
+    (a later attempt must not reach W&B before an earlier one). A folder sent is marked (by
+    wandb, or by sweepherd for a torn file wandb sent up to its tail), so a retry after a
+    failure sends only what is left.
+    """
     outcome: dict[str, str] = {str(p): "already synced" for p in item.done}
     outcome.update({str(p): "empty: no record to send" for p in item.empty})
-    missing: list[Path] = []
-    for path in item.files:
+    argvs = wandb_sync_argv(item, project=project, entity=entity)
+    for path, argv in zip(item.files, argvs, strict=True):
+        output, error = _run_wandb_sync(argv, item.run_dir, timeout_s, env)
+        if error is not None:
+            return error
         if _wandb_marked(path):
             outcome[str(path)] = "synced"
         elif path in item.torn and _only_incomplete_tail(output, path):
             outcome[str(path)] = "synced up to its last complete record (torn tail)"
+            _mark_sent(path)
         else:
-            missing.append(path)
-    if missing:
-        names = ", ".join(p.parent.name for p in missing)
-        return f"wandb did not confirm {names}: {_tail(output)}"
+            return f"wandb did not confirm {path.parent.name}: {_tail(output)}"
     write_marker(item, outcome, project=project, entity=entity)
     return None
+
+
+def _run_wandb_sync(
+    argv: Sequence[str], cwd: Path, timeout_s: float, env: Mapping[str, str] | None
+) -> tuple[str, str | None]:
+    """One ``wandb sync`` call: ``(its output, None)``, or ``(output, why it failed)``.
+
+    It runs in its own session; on a timeout, Ctrl-C or any other way out, its whole group is
+    stopped before this returns or raises, so no upload goes on behind sweepherd's back (and
+    beside the next ``sweepherd sync`` once the lock is released).
+    """
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,  # wandb sync writes wandb/debug-cli.*.log under its cwd
+            env=_sync_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return "", f"could not start wandb sync: {exc.strerror or exc}"
+    try:
+        output, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _stop_group(proc, grace_s=0.0)
+        return "", f"wandb sync took longer than {timeout_s:g} s (is the server reachable?)"
+    except BaseException:
+        _stop_group(proc, grace_s=_INTERRUPT_GRACE_S)
+        raise
+    if proc.returncode != 0:
+        return output, f"wandb sync exited with status {proc.returncode}: {_tail(output)}"
+    return output, None
+
+
+def _stop_group(proc: subprocess.Popen[str], grace_s: float) -> None:
+    """SIGTERM ``proc``'s group, SIGKILL it after ``grace_s``, and reap ``proc``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL) if grace_s > 0 else (signal.SIGKILL,):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.communicate(timeout=grace_s if sig == signal.SIGTERM else None)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def write_marker(
@@ -355,6 +392,22 @@ def _sync_env(env: Mapping[str, str] | None) -> dict[str, str]:
 
 def _wandb_marked(path: Path) -> bool:
     return path.with_name(path.name + ".synced").exists()
+
+
+def _sent(path: Path) -> bool:
+    """``path`` needs no upload: wandb marked it, sweepherd marked it as sent up to its torn
+    tail, or it lies in an online run's folder (``run-*``: uploaded while it ran)."""
+    return (
+        _wandb_marked(path)
+        or path.with_name(path.name + _SENT_SUFFIX).exists()
+        or not path.parent.name.startswith("offline-")
+    )
+
+
+def _mark_sent(path: Path) -> None:
+    """Remember that wandb sent ``path`` as far as it could (its tail is torn)."""
+    with contextlib.suppress(OSError):  # not marked: it is sent again next time, nothing lost
+        path.with_name(path.name + _SENT_SUFFIX).write_text(f"{time.time()}\n")
 
 
 def _only_incomplete_tail(output: str, path: Path) -> bool:
