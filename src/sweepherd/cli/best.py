@@ -37,6 +37,6 @@ def best(sweep: str, root: Path, n: int, as_json: bool) -> None:
         return
     console = Console()
     if not best_runs(config, runs, 1):
-        console.print(f"no run has reported {config.metric.name} yet", style="dim")
+        console.print(f"no run has reported {config.metric.name} yet", style="dim", markup=False)
         return
     console.print(best_table(config, runs, n))

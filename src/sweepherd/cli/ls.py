@@ -39,9 +39,11 @@ def ls(root: Path, as_json: bool) -> None:
         return
     console = Console()
     if not rows:
-        console.print(f"no sweeps in {root}", style="dim", highlight=False)
+        console.print(f"no sweeps in {root}", style="dim", highlight=False, markup=False)
         return
     console.print(overview_table(rows))
     for row in rows:
         if row.problem:
-            console.print(f"{row.sweep_id}: {row.problem}", style="red", highlight=False)
+            console.print(
+                f"{row.sweep_id}: {row.problem}", style="red", highlight=False, markup=False
+            )

@@ -76,6 +76,7 @@ def run(
             name=name,
         )
     from rich.console import Console
+    from rich.text import Text
 
     from sweepherd.agent import parse_gpus
     from sweepherd.launch import prepare_sweep
@@ -89,7 +90,10 @@ def run(
     store = prepare_sweep(config_path, root, run_cap=run_cap, name=name)
 
     console = Console()
-    console.print(f"Created sweep [bold]{store.sweep_id}[/] in {store.path}", highlight=False)
+    console.print(
+        Text.assemble("Created sweep ", (store.sweep_id, "bold"), f" in {store.path}"),
+        highlight=False,
+    )
     config = store.config
     if config.method != "grid" and config.run_cap is None:
         console.print(
@@ -144,6 +148,7 @@ def report_outcome(console: Console, store: SweepStore, outcome: LocalOutcome) -
         console.print(
             f"Stopped. Running runs were kept and resume with: sweepherd agent {store.path}",
             highlight=False,
+            markup=False,
         )
         return int(ExitStatus.INTERRUPTED)
     if outcome.errors:

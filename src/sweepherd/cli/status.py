@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
     """Show SWEEP's progress, counts by state, and its runs."""
     from rich.console import Console
+    from rich.text import Text
 
     from sweepherd.monitor import progress, progress_text, run_as_dict, runs_table, slurm_view
     from sweepherd.store import open_sweep
@@ -57,12 +58,15 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
     if config.name:
         title += f" ({config.name})"
     metric = f", {config.metric.goal} {config.metric.name}" if config.metric else ""
-    console.print(f"[bold]{title}[/]: {config.method}{metric} — {store.path}", highlight=False)
+    console.print(
+        Text.assemble((title, "bold"), f": {config.method}{metric} — {store.path}"),
+        highlight=False,
+    )
     if snap.cancelled:
         console.print("cancelled", style="yellow")
     wandb_note = describe(store)  # a `--backend wandb` sweep: its runs are on W&B
     if wandb_note:
-        console.print(wandb_note, highlight=False)
+        console.print(wandb_note, highlight=False, markup=False)
     console.print(progress_text(config, prog, runs))
     if not runs:
         console.print("no runs yet", style="dim")

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sweepherd.errors import StoreError
-from sweepherd.monitor._render import fmt
+from sweepherd.monitor._render import PlainTable, fmt
 from sweepherd.monitor._summary import best_runs, progress, sweep_state
 from sweepherd.store import SweepStore
 
@@ -82,7 +82,7 @@ def overview_table(rows: Sequence[SweepOverview]) -> Table:
     """The sweeps as a table that fits 80 columns."""
     from sweepherd.monitor._watch_view import SWEEP_STATE_STYLE
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
+    table = PlainTable(box=None, pad_edge=False, header_style="bold")
     table.add_column("sweep", no_wrap=True, overflow="ellipsis", max_width=24)
     table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=16)
     table.add_column("method", no_wrap=True, min_width=6)

@@ -17,6 +17,30 @@ from sweepherd.config import SweepConfig
 from sweepherd.monitor._summary import Progress, best_runs, failed_runs, why_failed
 from sweepherd.runs import Run, RunState
 
+
+class PlainTable(Table):
+    """A Rich table that shows its text cells, headers and title as written.
+
+    Parameter values, sweep and metric names are the user's text: ``lr=[1e-3]`` or a name like
+    ``demo [v2]`` would be read as Rich markup by a plain :class:`Table` (and a stray closing
+    tag such as ``[/b]`` raises). Strings become :class:`Text`; other renderables pass as they
+    are, so styled cells keep their style.
+    """
+
+    def __init__(self, *headers: Any, title: Any = None, **options: Any) -> None:
+        super().__init__(*map(_plain, headers), title=_plain(title), **options)
+
+    def add_column(self, header: Any = "", *args: Any, **options: Any) -> None:
+        super().add_column(_plain(header), *args, **options)
+
+    def add_row(self, *renderables: Any, **options: Any) -> None:
+        super().add_row(*map(_plain, renderables), **options)
+
+
+def _plain(value: Any) -> Any:
+    return Text(value) if isinstance(value, str) else value
+
+
 STATE_STYLE: Mapping[RunState, str] = {
     RunState.RUNNING: "cyan",
     RunState.FINISHED: "green",
@@ -77,7 +101,7 @@ def runs_table(
     """Every run: id, state, metric, node/GPU, attempt, time, parameters."""
     now = time.time() if now is None else now
     metric = config.metric.name if config.metric else "metric"
-    table = Table(title=title, box=None, pad_edge=False, header_style="bold")
+    table = PlainTable(title=title, box=None, pad_edge=False, header_style="bold")
     table.add_column("run", no_wrap=True)
     table.add_column("state", no_wrap=True, min_width=9)
     table.add_column(metric, justify="right", no_wrap=True, overflow="ellipsis", max_width=12)
@@ -113,7 +137,7 @@ def best_table(config: SweepConfig, runs: Sequence[Run], n: int = 5) -> Table:
     """The ``n`` best runs, best first."""
     metric = config.metric.name if config.metric else "metric"
     goal = config.metric.goal if config.metric else ""
-    table = Table(
+    table = PlainTable(
         title=f"best {n} by {metric} ({goal})", box=None, pad_edge=False, header_style="bold"
     )
     table.add_column("#", justify="right")

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sweepherd.monitor._model import Failure, InFlight, WatchModel
-from sweepherd.monitor._render import STATE_STYLE, fmt, fmt_duration, fmt_params
+from sweepherd.monitor._render import STATE_STYLE, PlainTable, fmt, fmt_duration, fmt_params
 from sweepherd.monitor._slurm import SlurmPanel
 from sweepherd.runs import Run, RunState
 
@@ -97,7 +97,7 @@ def render_watch(
 
 
 def _header(model: WatchModel) -> Table:
-    grid = Table.grid(expand=True)
+    grid = PlainTable.grid(expand=True)
     grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
     grid.add_column(justify="right", no_wrap=True)
     grid.add_row(
@@ -111,7 +111,7 @@ def _bar(model: WatchModel) -> RenderableType:
     prog = model.progress
     if not prog.expected:
         return Text(done_text(model))
-    grid = Table.grid(expand=True, padding=(0, 1))
+    grid = PlainTable.grid(expand=True, padding=(0, 1))
     grid.add_column(ratio=1)
     grid.add_column(justify="right", no_wrap=True)
     pct = 100.0 * (prog.fraction or 0.0)
@@ -138,7 +138,7 @@ def _counts(model: WatchModel) -> Text:
 
 
 def _table(title: str) -> Table:
-    return Table(
+    return PlainTable(
         title=title,
         title_justify="left",
         title_style="bold",
