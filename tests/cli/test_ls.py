@@ -80,6 +80,20 @@ def test_an_unreadable_sweep_is_listed_with_its_problem(
     assert "is not valid YAML" in out
 
 
+def test_a_sweep_whose_config_is_no_longer_valid_does_not_hide_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_sweep(tmp_path, sweep_id="good")
+    edited = make_sweep(tmp_path, sweep_id="edited")
+    text = (edited.path / "sweep.yaml").read_text().replace("method: grid", "method: randm")
+    (edited.path / "sweep.yaml").write_text(text)  # edited by hand, or from another version
+    assert main(["ls", "--dir", str(tmp_path)]) == ExitStatus.OK
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    assert "unreadable" in rows["edited"] and "empty" in rows["good"]
+    assert "randm" in out
+
+
 def test_a_wandb_backend_sweep_says_where_its_runs_are(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from rich.table import Table
 from rich.text import Text
 
-from sweepherd.errors import StoreError
+from sweepherd.errors import ConfigError, StoreError
 from sweepherd.monitor._render import PlainTable, fmt
 from sweepherd.monitor._summary import best_runs, progress, sweep_state
 from sweepherd.store import SweepStore
@@ -40,7 +40,7 @@ def overview(store: SweepStore) -> SweepOverview:
     try:
         config = store.config
         snap = store.snapshot()
-    except StoreError as exc:
+    except (StoreError, ConfigError) as exc:  # one bad sweep must not hide the others
         return SweepOverview(
             store.sweep_id,
             store.meta.get("name"),
