@@ -187,6 +187,18 @@ def test_plan_selects_exactly_the_ended_unsynced_runs(
     assert ids["fresh"] in {i.run_id for i in plan_sync(store, settle_s=0).items}
 
 
+def test_in_a_cancelled_sweep_preempted_and_lost_runs_are_synced_as_they_are(
+    store: SweepStore, template_run: Path
+) -> None:
+    ids = [new_run(store, RunState.PREEMPTED), new_run(store, RunState.LOST)]
+    for rid in ids:
+        place(template_run, store.runs_dir / rid, rid, "20260101_000001")
+    assert plan_sync(store, settle_s=0).items == []  # they will run again
+    with store.transaction() as txn:
+        txn.cancel("enough")
+    assert sorted(i.run_id for i in plan_sync(store, settle_s=0).items) == sorted(ids)
+
+
 def test_sync_argv(tmp_path: Path) -> None:
     files = (
         tmp_path / "wandb/offline-run-1-r/run-r.wandb",

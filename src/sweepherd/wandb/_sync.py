@@ -115,9 +115,14 @@ def plan_sync(
 
     Runs whose transaction logs changed in the last ``settle_s`` seconds (a killed run's
     wandb-core may still be flushing) are listed in ``waiting`` instead. Runs with a ``.synced``
-    marker and runs that never wrote a wandb log are left out.
+    marker and runs that never wrote a wandb log are left out. In a cancelled sweep preempted
+    and lost runs will never run again, so they are synced as they are.
     """
-    return plan_runs(store.snapshot().runs.values(), store.runs_dir, states, settle_s, now)
+    snap = store.snapshot()
+    wanted = frozenset(states)
+    if snap.cancelled:
+        wanted |= {RunState.PREEMPTED, RunState.LOST}
+    return plan_runs(snap.runs.values(), store.runs_dir, wanted, settle_s, now)
 
 
 def plan_runs(
