@@ -77,6 +77,27 @@ def test_history_and_latest_value_from_a_real_offline_wandb_run(sweep: Sweep) ->
     assert (model.running[0].latest, model.running[0].n_logged) == (0.2, 5)
 
 
+@pytest.mark.wandb
+def test_a_log_file_created_after_its_folder_is_still_found(sweep: Sweep) -> None:
+    """wandb makes offline-run-*/ a moment before the log in it: a poll may land between."""
+    run = sweep.claim({"x": 1, "opt": {"lr": 0.1}})
+    made = sweep.store.run_dir(run.id) / "made"
+    made.mkdir()
+    run_offline_wandb(made, run.id)
+    (log,) = (made / "wandb").glob(f"offline-run-*/run-{run.id}.wandb")
+    run_dir = sweep.store.run_dir(run.id)
+    folder = run_dir / "wandb" / log.parent.name
+    folder.mkdir(parents=True)
+    follower = RunMetricFollower(run_dir, run.id, "loss")
+    follower.poll()
+    assert (follower.latest, follower.n_rows) == (None, 0)
+    mtime = (run_dir / "wandb").stat().st_mtime_ns
+    (folder / log.name).write_bytes(log.read_bytes())
+    assert (run_dir / "wandb").stat().st_mtime_ns == mtime  # only the folder changed
+    follower.poll()
+    assert (follower.latest, follower.n_rows) == (0.2, 5)
+
+
 LIVE_CHECK = """
 import sys, json
 sys.modules["wandb"] = None  # a login node without wandb: its logs cannot be decoded

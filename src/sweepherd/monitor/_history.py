@@ -93,6 +93,7 @@ class RunMetricFollower:
         self._json_channel = _Channel()
         self._wandb_channel = _Channel()
         self._wandb_dir_mtime: int | None = None
+        self._log_pending = False  # a run folder whose log file wandb has not created yet
         self._wandb_logs: dict[Path, Any] = {}  # path -> TransactionLogReader
         self._wandb_sizes: dict[Path, int] = {}
         self._live = ChangeWatcher(run_dir / LIVE_FILE, self.stats)
@@ -191,11 +192,15 @@ class RunMetricFollower:
             mtime = wandb_dir.stat().st_mtime_ns
         except OSError:
             return False
-        if mtime != self._wandb_dir_mtime:  # a new offline-run-* folder (a new attempt)
+        # A new offline-run-* folder (a new attempt) changes wandb/'s mtime; its log file,
+        # created a moment later, changes only the folder's: look again until it is there.
+        if mtime != self._wandb_dir_mtime or self._log_pending:
             self._wandb_dir_mtime = mtime
-            for path in find_run_logs(self.run_dir, self.run_id):
+            found = find_run_logs(self.run_dir, self.run_id)
+            for path in found:
                 if path not in self._wandb_logs:
                     self._wandb_logs[path] = TransactionLogReader(path)
+            self._log_pending = _n_attempt_folders(wandb_dir, self.run_id) > len(found)
         new = False
         for path, reader in self._wandb_logs.items():
             self.stats.n_stat += 1
@@ -224,6 +229,20 @@ class RunMetricFollower:
                     if value is not None:  # the script set the summary itself
                         self._wandb_channel.latest = self.latest = value
         return new
+
+
+def _n_attempt_folders(wandb_dir: Path, run_id: str) -> int:
+    """How many of wandb's run folders of ``run_id`` there are, with a log file or not yet."""
+    try:
+        return sum(
+            1
+            for f in wandb_dir.iterdir()
+            if f.name.startswith(("offline-run-", "run-"))
+            and run_id in f.name
+            and not f.is_symlink()
+        )
+    except OSError:
+        return 0
 
 
 def load_history(run_dir: Path, run_id: str, metric: str) -> list[MetricPoint]:
