@@ -169,6 +169,15 @@ def test_json_round_trip(sweep: Sweep) -> None:
     assert str(frame["param.bs"].dtype) == "int64"
 
 
+def test_json_writes_a_nan_inside_a_list_parameter_as_null(root: Path) -> None:
+    raw = {"method": "grid", "parameters": {"w": {"values": [[0.1, math.nan]]}}}
+    sweep = make_sweep(root, raw, sweep_id="nan")
+    sweep.finish(sweep.claim({"w": [0.1, math.nan]}))
+    buf = io.StringIO()
+    write_json(export_table(sweep.store.config, sweep.store.snapshot().runs.values(), "nan"), buf)
+    assert json.loads(buf.getvalue())[0]["param.w"] == [0.1, None]
+
+
 def test_parquet_round_trip(sweep: Sweep, tmp_path: Path) -> None:
     path = tmp_path / "runs.parquet"
     write_parquet(_table(sweep), path)

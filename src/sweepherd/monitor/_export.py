@@ -200,13 +200,24 @@ def write_json(table: ExportTable, stream: TextIO) -> None:
         for column, value in zip(table.columns, table.values(row), strict=True):
             out = value
             if table.kinds[column] == "json" and value is not None:
-                out = row[column]  # JSON holds lists and dicts as they are
+                out = _finite_only(row[column])  # JSON holds lists and dicts as they are
             elif isinstance(value, float) and not math.isfinite(value):
                 out = None
             record[column] = out
         records.append(record)
     json.dump(records, stream, indent=1, allow_nan=False)
     stream.write("\n")
+
+
+def _finite_only(value: Any) -> Any:
+    """``value`` with non-finite floats at any depth made null (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite_only(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_only(v) for v in value]
+    return value
 
 
 def write_parquet(table: ExportTable, path: Path) -> None:
