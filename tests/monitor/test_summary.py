@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from monitor.helpers import Sweep, make_sweep
-from sweepherd.monitor import eta_s, failures_text, progress, sweep_state, throughput_per_min
+from sweepherd.monitor import (
+    eta_s,
+    failures_text,
+    progress,
+    run_as_dict,
+    sweep_state,
+    throughput_per_min,
+)
 from sweepherd.runs import MAX_LOSSES, Run, RunState
 
 
@@ -49,6 +56,8 @@ def test_a_run_lost_too_often_is_reported_failed_and_the_grid_can_be_done(sweep:
     assert (prog.n_waiting, prog.n_given_up, prog.n_done) == (0, 1, 5)
     assert _state(sweep) == "done"
     assert eta_s(prog, 1.0) == 0.0
+    as_dict = run_as_dict(sweep.run(poison.id))
+    assert (as_dict["losses"], as_dict["will_run_again"]) == (MAX_LOSSES, False)
     text = failures_text(runs_now).plain
     assert f"{poison.id} failed: lost {MAX_LOSSES} times, so not run again" in text
     assert "silent for 90 s" in text

@@ -119,6 +119,8 @@ def run_as_dict(run: Run) -> dict[str, object]:
         "metric": run.metric,
         "params": dict(run.params),
         "attempt": run.attempt,
+        "losses": run.losses,  # attempts declared lost
+        "will_run_again": run.will_run_again,
         "node": run.node,
         "gpus": run.gpus,
         "job": run.job,
