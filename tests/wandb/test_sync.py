@@ -340,14 +340,20 @@ def test_torn_tail_is_sent_up_to_its_last_record_and_marked(
     assert [r["loss"] for r in fake_wandb_server.history(rid)] == [1, 2, 3]
 
 
-def test_a_torn_earlier_attempt_does_not_hold_back_the_later_ones(
-    store: SweepStore, template_run: Path, fake_wandb_server: Any, tmp_path: Path
-) -> None:
-    """wandb sync given both folders stops after the torn one: each retry sent it again."""
+def _torn_then_whole(store: SweepStore, template_run: Path) -> str:
+    """A finished run of two attempts: the first killed mid-write (torn tail), the second whole."""
     data = (template_run / "run-tmpl.wandb").read_bytes()
     rid = new_run(store, RunState.FINISHED)
     place(template_run, store.runs_dir / rid, rid, "20260101_000001", data[: len(data) - 5])
     place(template_run, store.runs_dir / rid, rid, "20260101_000002")
+    return rid
+
+
+def test_a_torn_earlier_attempt_does_not_hold_back_the_later_ones(
+    store: SweepStore, template_run: Path, fake_wandb_server: Any, tmp_path: Path
+) -> None:
+    """wandb sync given both folders stops after the torn one: each retry sent it again."""
+    rid = _torn_then_whole(store, template_run)
     env = sync_env(tmp_path, fake_wandb_server.url)
     assert sync(store, settle_s=0, env=env).synced == [rid]
     assert [r["loss"] for r in fake_wandb_server.history(rid)] == [1, 2, 3, 1, 2, 3]
@@ -364,10 +370,7 @@ def test_a_torn_earlier_attempt_does_not_hold_back_the_later_ones(
 def test_a_refused_attempt_stops_the_later_ones_and_all_go_up_once_later(
     store: SweepStore, template_run: Path, fake_wandb_server: Any, tmp_path: Path
 ) -> None:
-    data = (template_run / "run-tmpl.wandb").read_bytes()
-    rid = new_run(store, RunState.FINISHED)
-    place(template_run, store.runs_dir / rid, rid, "20260101_000001", data[: len(data) - 5])
-    place(template_run, store.runs_dir / rid, rid, "20260101_000002")
+    rid = _torn_then_whole(store, template_run)
     env = sync_env(tmp_path, fake_wandb_server.url)
     fake_wandb_server.refuse_runs = True
     with pytest.raises(WandbError, match="000001"):  # the first attempt; the second not tried
