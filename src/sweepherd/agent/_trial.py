@@ -26,6 +26,9 @@ from sweepherd.agent._slots import Slot
 from sweepherd.errors import AgentError
 from sweepherd.runs import Run
 
+#: :meth:`Trial._peek` of a process reaped meanwhile (no ``si_code`` is negative).
+_REAPED = -1
+
 
 class StopCause(str, Enum):
     """Why the agent stopped a trial (None when the trial ended by itself)."""
@@ -71,25 +74,22 @@ class Trial:
         Safe in a signal handler: it only peeks at the process's state.
         """
         code = self.process.returncode
-        if code is None:
-            try:
-                info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-            except ChildProcessError:  # reaped meanwhile: the next poll() says how it ended
-                return False
-            if info is None:
-                return False
-            return info.si_code == os.CLD_EXITED
+        if code is None:  # reaped meanwhile: the next poll() says how it ended
+            return self._peek() == os.CLD_EXITED
         return code >= 0
 
     def has_ended(self) -> bool:
         """True once the process has ended, by itself or by a signal; does not reap it."""
-        if self.process.returncode is not None:
-            return True
+        return self.process.returncode is not None or self._peek() is not None
+
+    def _peek(self) -> int | None:
+        """How the process ended, without reaping it: waitid's ``si_code`` (``CLD_EXITED``,
+        ``CLD_KILLED``...); None while it runs; :data:`_REAPED` if it was reaped meanwhile."""
         try:
             info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:  # reaped meanwhile
-            return True
-        return info is not None
+        except ChildProcessError:
+            return _REAPED
+        return None if info is None else info.si_code
 
     def request_stop(self, cause: StopCause, grace_s: float) -> None:
         """SIGTERM the group now, SIGKILL it after ``grace_s`` if still alive (see :meth:`tick`).
@@ -100,9 +100,7 @@ class Trial:
         """
         if self.stop_cause is None and not self.has_ended():
             self.stop_cause = cause
-        if self.stop_deadline is None:
-            self.stop_deadline = time.monotonic() + grace_s
-            self.signal_group(signal.SIGTERM)
+        self.end_group(grace_s)
 
     def group_alive(self) -> bool:
         """True while a process of the trial's group other than a zombie is still there.
@@ -114,8 +112,9 @@ class Trial:
         return bool(live_group_members(self.pid))
 
     def end_group(self, grace_s: float) -> None:
-        """After the main process ended: SIGTERM what is left of its group, SIGKILL it after
-        ``grace_s`` (see :meth:`tick`); a stop already asked for keeps its deadline."""
+        """SIGTERM the group now, SIGKILL it after ``grace_s`` (see :meth:`tick`), without a
+        stop cause (what the main process left behind); a stop already asked for keeps its
+        deadline."""
         if self.stop_deadline is None:
             self.stop_deadline = time.monotonic() + grace_s
             self.signal_group(signal.SIGTERM)
