@@ -494,7 +494,9 @@ def test_ctrl_c_stops_the_wandb_sync_it_started_before_releasing_the_lock(
             children[:] = [
                 pid
                 for pid in (int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
+                # its own folder: other tests' runs have the same id (sweep sw1) in parallel
                 if _cmdline(pid).startswith(f"{sys.executable} -m wandb sync --id {rid}")
+                and str(store.runs_dir) in _cmdline(pid)
             ]
             return bool(children)
 
