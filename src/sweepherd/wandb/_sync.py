@@ -34,8 +34,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -312,30 +313,55 @@ def _run_wandb_sync(
     stopped before this returns or raises, so no upload goes on behind sweepherd's back (and
     beside the next ``sweepherd sync`` once the lock is released).
     """
+    proc: subprocess.Popen[str] | None = None
     try:
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,  # wandb sync writes wandb/debug-cli.*.log under its cwd
-            env=_sync_env(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        return "", f"could not start wandb sync: {exc.strerror or exc}"
-    try:
+        # A Ctrl-C inside Popen, after the fork, would leave the child without a handle to stop
+        # it by: held back until Popen has returned, then acted on like one during the upload.
+        with _interrupt_held() as interrupted:
+            proc = subprocess.Popen(
+                list(argv),
+                cwd=cwd,  # wandb sync writes wandb/debug-cli.*.log under its cwd
+                env=_sync_env(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+        if interrupted:
+            raise KeyboardInterrupt
         output, _ = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        _stop_group(proc, grace_s=0.0)
+        if proc is not None:
+            _stop_group(proc, grace_s=0.0)
         return "", f"wandb sync took longer than {timeout_s:g} s (is the server reachable?)"
-    except BaseException:
+    except OSError as exc:
+        if proc is None:
+            return "", f"could not start wandb sync: {exc.strerror or exc}"
         _stop_group(proc, grace_s=_INTERRUPT_GRACE_S)
+        raise
+    except BaseException:
+        if proc is not None:
+            _stop_group(proc, grace_s=_INTERRUPT_GRACE_S)
         raise
     if proc.returncode != 0:
         return output, f"wandb sync exited with status {proc.returncode}: {_tail(output)}"
     return output, None
+
+
+@contextlib.contextmanager
+def _interrupt_held() -> Iterator[list[int]]:
+    """SIGINT while the body runs is noted in the yielded list instead of raised (main thread
+    only: elsewhere Python delivers no signal, and the list stays empty)."""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield held
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _stop_group(proc: subprocess.Popen[str], grace_s: float) -> None:
