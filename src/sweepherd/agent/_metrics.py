@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,8 +165,9 @@ class RunMetrics:
     def metric_history(self, name: str) -> list[float]:
         """The values of ``name`` in log order that are finite numbers, as W&B's hyperband
         counts them: a numeric string (``"0.5"``) is not an iteration there, so not here."""
-        history = self.history
-        values = history.get(_resolve(name, history), [])
+        columns = [channel.history for channel in self._channels.values()]
+        key = _resolve(name, ChainMap(*columns))  # only the one key: no merged view is built
+        values = max((c.get(key, []) for c in columns), key=len, default=[])
         numbers = (x for x in values if isinstance(x, (int, float)) and not isinstance(x, bool))
         return [v for v in (metric_number(x) for x in numbers) if v is not None]
 
