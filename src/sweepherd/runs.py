@@ -67,6 +67,9 @@ class Run:
     ended_at: float | None = None
     exit_code: int | None = None  # negative: killed by that signal, as in subprocess
     metric: float | None = None  # the run's value of metric.name (its summary value)
+    # The lowest and highest finite value of metric.name the run logged (history and summary):
+    # W&B's bayes search learns from a run's best value, and imputes its worst, not its last.
+    metric_range: tuple[float, float] | None = None
     summary: Mapping[str, Any] = field(default_factory=dict)  # last logged value of every key
     reason: str | None = None  # why it failed / was stopped, in words
     losses: int = 0  # how many of its attempts were declared lost

@@ -46,6 +46,18 @@ def _jsonl(path: Path, *rows: dict[str, object]) -> JsonlSource:
     return JsonlSource(path)
 
 
+def test_the_metric_range_spans_history_and_summary(tmp_path: Path) -> None:
+    rows = [{"loss": 0.5}, {"loss": "nan"}, {"loss": 0.2}, {"loss": 0.4}, {"acc": 1}]
+    metrics = RunMetrics([_jsonl(tmp_path / "m.jsonl", *rows)])
+    metrics.update()
+    assert metrics.metric_value("loss") == 0.4  # the summary: the last value
+    assert metrics.metric_range("loss") == (0.2, 0.5)  # what W&B's bayes learns from: 0.2
+    assert metrics.metric_range("missing") is None
+    summary_only = RunMetrics([_jsonl(tmp_path / "s.jsonl", {"loss": "0.5"})])
+    summary_only.update()  # a numeric string is no iteration, but it is the summary value
+    assert summary_only.metric_range("loss") == (0.5, 0.5)
+
+
 def test_a_numeric_string_is_not_an_iteration_as_in_wandbs_hyperband(tmp_path: Path) -> None:
     metrics = RunMetrics([_jsonl(tmp_path / "m.jsonl", {"loss": "1.0"}, {"loss": 0.9})])
     metrics.update()

@@ -162,7 +162,7 @@ def behaviours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Behaviours]
     """A sweep with one run per script behaviour, run to its end by one real agent."""
     started = Agents(tmp_path_factory.mktemp("behaviours"))
     try:
-        modes = ["ok", "summary", "crash", "silent", "selfkill"]
+        modes = ["ok", "summary", "crash", "silent", "selfkill", "overfit"]
         store = started.sweep({"mode": {"values": modes}})
         assert started.start(store, "--slots", "3").wait(timeout=240) == 0
         runs = {r.params["mode"]: r for r in runs_of(store)}
@@ -200,6 +200,18 @@ def test_a_summary_the_script_sets_is_the_result(behaviours: Behaviours) -> None
     assert run.metric == -1.0
     assert run.summary is not None and run.summary["val_loss"] == -1.0
     assert tracked(behaviours.store, run).summary("val_loss") == -1.0  # what W&B would show
+
+
+def test_the_run_keeps_the_range_of_its_metric_for_the_search(behaviours: Behaviours) -> None:
+    """W&B's bayes learns from a run's best value (``metric_extremum``), not its last."""
+    run = behaviours.runs["ok"]
+    assert run.metric_range == pytest.approx((min(LOSSES), max(LOSSES)))
+    # define_metric(summary="min") makes wandb write {"min": x} summaries beside the history
+    run = behaviours.runs["overfit"]
+    logged = [LOSSES[0], LOSSES[-1], LOSSES[1]]
+    assert tracked(behaviours.store, run).history("val_loss") == pytest.approx(logged)
+    assert run.state is RunState.FINISHED and run.metric == pytest.approx(logged[-1])
+    assert run.metric_range == pytest.approx((min(logged), max(logged)))
 
 
 def _assert_output_kept(store: SweepStore, run: Run) -> list[Path]:

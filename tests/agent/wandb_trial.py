@@ -10,6 +10,8 @@ Its ``mode`` parameter picks a behaviour for the agent tests:
 - ``wait``: logs every epoch, then waits until the file ``release-<run id>`` appears in its
   working directory (so a test can look at the run while it is still going);
 - ``nested``: logs ``{"val": {"loss": ...}}`` (wandb stores it as ``val/loss``);
+- ``overfit``: asks wandb to summarise ``val_loss`` by its minimum (``define_metric``) and logs
+  losses that fall, then rise again;
 - ``bad``: logs ten times the losses, then runs on forever (until it is stopped).
 
 Every mode prints ``CONFIG <json>`` (the ``wandb.config`` it got) and writes its pid to
@@ -39,6 +41,9 @@ print("CONFIG " + json.dumps(dict(config), sort_keys=True), flush=True)
 
 mode = config.mode
 losses = [config.lr * (config.epochs - epoch) for epoch in range(config.epochs)]
+if mode == "overfit":
+    wandb.define_metric("val_loss", summary="min")
+    losses = [losses[0], losses[-1], losses[1]]
 for epoch, loss in enumerate(losses):
     if mode == "silent":
         wandb.log({"epoch": epoch, "train_loss": loss})

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
+import warnings
 
+import numpy as np
 import pytest
 from optuna.samplers import RandomSampler
 from optuna.trial import TrialState
 
+from sweepherd.agent._metrics import JsonlSource, RunMetrics
 from sweepherd.config._model import Metric
 from sweepherd.runs import RunState
 from sweepherd.search._space import dimensions
@@ -95,6 +100,72 @@ def test_impute_while_running_counts_running_runs_with_their_metric(make_config,
         (C, 0.5),
         (C, 9.0),
     ]
+
+
+def test_a_run_counts_at_the_best_value_it_logged_and_is_imputed_at_the_worst(
+    make_config, make_run
+):
+    """W&B's ``metric_extremum``: a validation loss that rose again counts at its lowest."""
+    overfit = dataclasses.replace(make_run({"x": 0.1}, metric=0.4), metric_range=(0.3, 2.5))
+    plain = make_run({"x": 0.2}, metric=0.6)  # no range recorded (an older journal): its metric
+    runs = [overfit, plain, make_run({"x": 0.3}, RunState.FAILED)]
+    C = TrialState.COMPLETE
+    assert _trials(make_config, runs) == [(C, 0.3), (C, 0.6), (C, 2.5)]
+    assert _trials(make_config, runs, goal="maximize") == [(C, 2.5), (C, 0.6), (C, 0.3)]
+    failed = dataclasses.replace(runs[0], state=RunState.FAILED)
+    assert _trials(make_config, [failed], impute="best") == [(C, 0.3)]
+    assert _trials(make_config, [failed], impute="latest") == [(C, 0.4)]
+
+
+_ORACLE_STATES = (RunState.FINISHED, RunState.STOPPED, RunState.FAILED, RunState.RUNNING)
+
+
+@pytest.mark.parametrize("case", range(40))
+def test_trial_values_match_wandbs_gp_data(case, tmp_path, make_config, make_run, import_sweeps):
+    """Random histories go through the agent's metric reading and the store's fields into the
+    study; the values must be W&B's own (``bayes_search._construct_gp_data``) for the same runs.
+
+    Left out on purpose, where sweepherd differs by design (module doc): runs with no value at
+    all (W&B makes up 0.0), killed runs, and running runs' live values."""
+    rng = np.random.default_rng(case)
+    goal = str(rng.choice(["minimize", "maximize"]))
+    impute = str(rng.choice(["worst", "best", "latest"]))
+    metric = {"name": "m", "goal": goal, "impute": impute}
+    runs, wandb_runs = [], []
+    sweeps = import_sweeps()
+    for i in range(int(rng.integers(2, 9))):
+        state = _ORACLE_STATES[int(rng.integers(len(_ORACLE_STATES)))]
+        history = [float(v) for v in rng.normal(0, 3, int(rng.integers(1, 6))).round(3)]
+        path = tmp_path / f"{i}.jsonl"
+        path.write_text("".join(json.dumps({"m": v}) + "\n" for v in history))
+        logged = RunMetrics([JsonlSource(path)])  # what the agent reports, as it reads it
+        logged.update()
+        run = dataclasses.replace(
+            make_run({"x": float(rng.random())}, state, logged.metric_value("m")),
+            metric_range=logged.metric_range("m"),
+        )
+        runs.append(run)
+        wandb_runs.append(
+            sweeps.SweepRun(
+                name=run.id,
+                config={"x": {"value": run.params["x"]}},
+                state=run.state.value if state is not RunState.STOPPED else "finished",
+                history=[{"m": v} for v in history],
+                summary_metrics={"m": history[-1]},
+            )
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from sweeps.bayes_search import _construct_gp_data, bayes_baseline_validate_and_fill
+
+        filled = bayes_baseline_validate_and_fill(
+            {**RAW, "metric": metric, "parameters": {"x": {"min": 0.0, "max": 1.0}}}
+        )
+        _, _, current_x, y, _ = _construct_gp_data(wandb_runs, filled)
+    theirs = [float(v) * (-1 if goal == "maximize" else 1) for v in y]
+    ours = _trials(make_config, runs, goal=goal, impute=impute)
+    assert [v for state, v in ours if state is TrialState.COMPLETE] == pytest.approx(theirs)
+    assert sum(state is TrialState.RUNNING for state, _ in ours) == len(current_x)
 
 
 @pytest.mark.parametrize("goal", ["minimize", "maximize"])

@@ -75,6 +75,9 @@ def test_end_records_the_result() -> None:
     )
     assert run.summary == {"loss": 0.25} and run.reason == "ok"
     assert run.duration_s == 10.0
+    assert run.metric_range is None  # a journal from before ranges were recorded
+    ranged = _fold(_claim(), _end("finished", metric=0.5, range=[0.25, 3]))
+    assert ranged.runs["s-0000"].metric_range == (0.25, 3.0)
 
 
 def test_first_terminal_result_wins() -> None:
@@ -191,6 +194,10 @@ def test_malformed_and_unknown_events_are_not_fatal() -> None:
     assert state.n_skipped == 2 and state.runs == {}
     assert not state.apply({"e": "from_the_future", "t": 1})
     assert state.n_skipped == 2
+    state.apply(_claim())
+    assert not state.apply(_end("finished", range=[1.0]))
+    assert not state.apply(_end("finished", range="ab"))
+    assert state.n_skipped == 4 and state.runs["s-0000"].state is RunState.RUNNING
 
 
 def test_result_applies() -> None:

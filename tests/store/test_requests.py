@@ -52,7 +52,9 @@ def _take_posted(store: SweepStore, timeout_s: float = 5.0) -> list[ClaimRequest
 
 
 def test_request_round_trips_through_its_file(tmp_path: Path) -> None:
-    result = RunResult("s-0001", 2, RunState.FAILED, exit_code=3, metric=0.5, summary={"a": 1})
+    result = RunResult(
+        "s-0001", 2, RunState.FAILED, 3, 0.5, summary={"a": 1}, metric_range=(0.25, 1.5)
+    )
     request = ClaimRequest("t1", "a1", node="n", gpus="0", job="7", results=(result,), t=1.5)
     assert ClaimRequest.from_bytes(request.to_bytes()) == request
     assert ClaimRequest.from_bytes(b"{torn") is None

@@ -11,7 +11,7 @@ import pytest
 from sweepherd.config import SweepConfig
 from sweepherd.errors import LockTimeoutError, StoreError
 from sweepherd.runs import RunState
-from sweepherd.store import RunResult, SweepStore, create_sweep
+from sweepherd.store import RunResult, SweepStore, create_sweep, open_sweep
 
 
 def _claim(store: SweepStore, params: dict[str, object], agent: str = "a1") -> str:
@@ -98,9 +98,17 @@ def test_finish_refuses_running(store: SweepStore) -> None:
 def test_record_takes_a_run_result(store: SweepStore) -> None:
     run_id = _claim(store, {"x": 1})
     with store.transaction() as txn:
-        assert txn.record(RunResult(run_id, 1, RunState.FAILED, exit_code=2, reason="exit 2"))
+        result = RunResult(
+            run_id, 1, RunState.FAILED, exit_code=2, reason="exit 2", metric_range=(0.1, 0.7)
+        )
+        assert txn.record(result)
     run = store.snapshot().runs[run_id]
     assert (run.state, run.exit_code, run.reason) == (RunState.FAILED, 2, "exit 2")
+    assert run.metric_range == (0.1, 0.7)  # written to the journal, folded back
+    assert open_sweep(store.path, store.path.parent).snapshot().runs[run_id].metric_range == (
+        0.1,
+        0.7,
+    )
 
 
 def test_lost_then_claimed_again_then_the_old_agent_finishes(store: SweepStore) -> None:

@@ -361,7 +361,14 @@ class Agent:
             self._n_finished += 1
         log.info("run %s %s%s", trial.run.id, state.value, f" ({reason})" if reason else "")
         return RunResult(
-            trial.run.id, trial.run.attempt, state, code, metric, summary or None, reason
+            trial.run.id,
+            trial.run.attempt,
+            state,
+            code,
+            metric,
+            summary or None,
+            reason,
+            metric_range=trial.metrics.metric_range(metric_name) if metric_name else None,
         )
 
     def _sweep_cancelled(self) -> bool:

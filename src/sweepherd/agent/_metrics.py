@@ -175,6 +175,15 @@ class RunMetrics:
         """The run's result for ``name``: its summary value, as W&B would use it."""
         return metric_number(self.summary.get(_resolve(name, self.summary)))
 
+    def metric_range(self, name: str) -> tuple[float, float] | None:
+        """The lowest and highest value of ``name`` the run logged, its summary included (W&B's
+        ``metric_extremum``: its bayes search learns from a run's best value); None if none."""
+        values = self.metric_history(name)
+        last = self.metric_value(name)
+        if last is not None:
+            values.append(last)
+        return (min(values), max(values)) if values else None
+
     def plain_summary(self) -> dict[str, Any]:
         """The summary without wandb's internal keys and with JSON-safe scalar values."""
         out: dict[str, Any] = {}

@@ -117,6 +117,7 @@ def run_as_dict(run: Run) -> dict[str, object]:
         "id": run.id,
         "state": run.state.value,
         "metric": run.metric,
+        "metric_range": None if run.metric_range is None else list(run.metric_range),
         "params": dict(run.params),
         "attempt": run.attempt,
         "losses": run.losses,  # attempts declared lost

@@ -7,14 +7,14 @@ Bayesian search treats them (``sweeps/bayes_search.py``):
 ==========================  =============================================================
 run state                   trial
 ==========================  =============================================================
-finished, stopped           COMPLETE with its metric; without one, COMPLETE with the
-                            value ``metric.impute`` says
+finished, stopped           COMPLETE with its best metric value; without one, COMPLETE
+                            with the value ``metric.impute`` says
 failed                      COMPLETE with the value ``metric.impute`` says (for ``worst``,
                             whatever it logged), so the sampler keeps away from crashes
-killed (sweep cancelled)    COMPLETE with its metric if it logged one, else left out
+killed (sweep cancelled)    COMPLETE with its best value if it logged one, else left out
 running                     RUNNING (pending), so ``constant_liar`` keeps parallel agents
                             apart; with ``metric.impute_while_running`` set, COMPLETE with
-                            its metric so far (or the worst, for ``worst``) when it has one
+                            its best value so far (or the worst, for ``worst``) when it has one
 preempted, lost             RUNNING: they will run again with the same parameters
 ==========================  =============================================================
 
@@ -22,8 +22,12 @@ The values the trials get are then passed through a monotone warp that compresse
 half of them (``_warp.py``), so a diverged run does not flatten the model's view of the good
 ones; the order of the runs is kept.
 
-``metric.impute``: ``worst`` (the default) is the worst finite metric of any ended run;
-``best`` and ``latest`` are the run's own metric (``Run.metric``, its summary value). Where W&B
+A run's value is the best one it logged (``Run.metric_range`` and its summary value
+``Run.metric``, in the goal's direction), not its last: W&B's ``metric_extremum``. A validation
+loss that rose again as the model overfit counts at its lowest, as W&B's bayes counts it.
+
+``metric.impute``: ``worst`` (the default) is the worst value any ended run logged;
+``best`` is the run's own best value, ``latest`` its summary value (``Run.metric``). Where W&B
 would fall back to ``0.0`` (no such value exists), the run is left out instead: a made-up value
 on an unknown scale would mislead the sampler. A non-finite metric counts as missing.
 """
@@ -128,29 +132,44 @@ def _trial_outcome(
     run: Run, metric: Metric, worst: float | None
 ) -> tuple[TrialState | None, float | None]:
     """The trial state and value a run becomes (see the module doc); None: left out."""
-    own = _finite(run.metric)
+    best = _extreme(run, metric, best=True)
     if run.state == RunState.RUNNING:
         strategy = metric.impute_while_running
         if strategy is None:
             return TrialState.RUNNING, None
-        value = own if own is not None else (worst if strategy == "worst" else None)
+        value = best if best is not None else (worst if strategy == "worst" else None)
         return (TrialState.RUNNING, None) if value is None else (TrialState.COMPLETE, value)
     if run.state in (RunState.PREEMPTED, RunState.LOST):
         return TrialState.RUNNING, None
     if run.state == RunState.KILLED:
-        return (None, None) if own is None else (TrialState.COMPLETE, own)
-    if run.state in (RunState.FINISHED, RunState.STOPPED) and own is not None:
-        return TrialState.COMPLETE, own
+        return (None, None) if best is None else (TrialState.COMPLETE, best)
+    if run.state in (RunState.FINISHED, RunState.STOPPED) and best is not None:
+        return TrialState.COMPLETE, best
     # finished or stopped without a metric, or failed: impute
-    value = worst if metric.impute == "worst" else own
+    if metric.impute == "worst":
+        value = worst
+    else:
+        value = best if metric.impute == "best" else _finite(run.metric)
     return (None, None) if value is None else (TrialState.COMPLETE, value)
 
 
 def _worst(metric: Metric, runs: Sequence[Run]) -> float | None:
-    values = [v for r in runs if r.state.is_terminal and (v := _finite(r.metric)) is not None]
+    """The worst value any ended run logged (W&B's imputed value for a failed run)."""
+    ended = (_extreme(r, metric, best=False) for r in runs if r.state.is_terminal)
+    values = [v for v in ended if v is not None]
     if not values:
         return None
     return max(values) if metric.goal == "minimize" else min(values)
+
+
+def _extreme(run: Run, metric: Metric, *, best: bool) -> float | None:
+    """The best (or worst) value of the metric the run logged, its summary value included, as
+    W&B's ``metric_extremum`` takes it; None if it logged none."""
+    logged = (_finite(x) for x in (run.metric, *(run.metric_range or ())))
+    values = [v for v in logged if v is not None]
+    if not values:
+        return None
+    return min(values) if (metric.goal == "minimize") == best else max(values)
 
 
 def _internal_params(

@@ -7,7 +7,8 @@ The journal holds these events, one JSON object per line, each with ``"e"`` (its
 ``created`` the sweep was created: ``sweep``
 ``claim``   a run was (re)started: ``run, seq, attempt, agent`` [``params`` on attempt 1,
             ``node, gpus, job``]
-``end``     an attempt ended: ``run, attempt, state`` [``exit_code, metric, summary, reason``]
+``end``     an attempt ended: ``run, attempt, state`` [``exit_code, metric, range, summary,
+            reason``]; ``range``: the lowest and highest value of the metric it logged
 ``lost``    a running attempt was declared lost: ``run, attempt`` [``reason``]
 ``cancel``  the sweep was cancelled [``reason``]
 ``agent``   an agent started or stopped: ``agent, event`` (start|stop) [``node, host, pid,
@@ -158,6 +159,14 @@ def _evolve(run: Run, **changes: Any) -> Run:
     return new
 
 
+def parse_range(value: Any) -> tuple[float, float] | None:
+    """A journal's ``[low, high]`` metric range; a malformed one raises ValueError/TypeError."""
+    if value is None:
+        return None
+    low, high = (float(x) for x in value)
+    return low, high
+
+
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -228,6 +237,7 @@ def _on_end(state: FoldState, ev: Mapping[str, Any]) -> bool:
     if not result_applies(run, int(ev["attempt"]), result_state):
         return False
     metric = ev.get("metric")
+    metric_range = parse_range(ev.get("range"))
     summary = ev.get("summary")
     exit_code = ev.get("exit_code")
     state.runs[run.id] = _evolve(
@@ -236,6 +246,7 @@ def _on_end(state: FoldState, ev: Mapping[str, Any]) -> bool:
         ended_at=float(ev["t"]),
         exit_code=None if exit_code is None else int(exit_code),
         metric=run.metric if metric is None else float(metric),
+        metric_range=run.metric_range if metric_range is None else metric_range,
         summary=run.summary if summary is None else dict(summary),
         reason=_opt_str(ev.get("reason")),
     )

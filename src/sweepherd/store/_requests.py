@@ -47,6 +47,7 @@ from typing import Any
 from sweepherd.errors import StoreError
 from sweepherd.runs import Run, RunState
 from sweepherd.store._files import store_error
+from sweepherd.store._fold import parse_range
 
 _GARBAGE_S = 3600.0  # an unreadable request file older than this is removed
 
@@ -62,6 +63,7 @@ class RunResult:
     metric: float | None = None
     summary: Mapping[str, Any] | None = None
     reason: str | None = None
+    metric_range: tuple[float, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -74,6 +76,7 @@ class RunResult:
             ("metric", self.metric),
             ("summary", self.summary),
             ("reason", self.reason),
+            ("range", None if self.metric_range is None else list(self.metric_range)),
         ):
             if value is not None:
                 out[key] = value
@@ -90,6 +93,7 @@ class RunResult:
             metric=None if raw.get("metric") is None else float(raw["metric"]),
             summary=None if summary is None else dict(summary),
             reason=None if raw.get("reason") is None else str(raw["reason"]),
+            metric_range=parse_range(raw.get("range")),
         )
 
 

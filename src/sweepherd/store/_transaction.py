@@ -121,6 +121,7 @@ class Transaction:
         summary: Mapping[str, Any] | None = None,
         reason: str | None = None,
         *,
+        metric_range: tuple[float, float] | None = None,
         req: str | None = None,
     ) -> bool:
         """Record how ``attempt`` of a run ended; False (nothing written) for a duplicate.
@@ -150,6 +151,8 @@ class Transaction:
             event["summary"] = dict(summary)
         if reason is not None:
             event["reason"] = reason
+        if metric_range is not None:
+            event["range"] = list(metric_range)
         if req is not None:
             event["req"] = req
         self._push(event)
@@ -165,6 +168,7 @@ class Transaction:
             metric=result.metric,
             summary=result.summary,
             reason=result.reason,
+            metric_range=result.metric_range,
             req=req,
         )
 
