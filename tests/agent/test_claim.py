@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 
+from sweepherd.agent import _claim as claim_module
 from sweepherd.agent._claim import claim_next
+from sweepherd.agent._live import LIVE_FILE, live_document
 from sweepherd.config import parse_config
-from sweepherd.runs import MAX_LOSSES, RunState
+from sweepherd.runs import MAX_LOSSES, Run, RunState
+from sweepherd.search import suggest
 from sweepherd.store import RunResult, SweepStore, create_sweep
 
 WORKER = str(Path(__file__).with_name("claim_worker.py"))
@@ -233,6 +236,39 @@ def test_random_search_is_reproducible_from_the_seed(tmp_path: Path) -> None:
         params.append([r.params for r in runs if r])
     assert params[0] == params[1]
     assert len({p["lr"] for p in params[0]}) == 3
+
+
+@pytest.mark.parametrize("impute_while_running", [None, "latest"])
+def test_bayes_sees_running_runs_metric_so_far_when_it_imputes_while_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, impute_while_running: str | None
+) -> None:
+    """W&B's bayes learns from a running run's best value so far with impute_while_running;
+    that value is in the live file of the run's agent, not in the journal."""
+    metric = {"name": "loss", "goal": "minimize", "impute_while_running": impute_while_running}
+    raw = {
+        "method": "bayes",
+        "metric": {k: v for k, v in metric.items() if v is not None},
+        "parameters": {"lr": {"min": 0.0, "max": 1.0}},
+        "program": "t.py",
+    }
+    store = create_sweep(tmp_path / "sweeps", parse_config(raw))
+    running = [claim_next(store, agent_id="busy").run for _ in range(2)]
+    assert running[0] is not None and running[1] is not None
+    live = store.run_dir(running[0].id) / LIVE_FILE
+    live.parent.mkdir(parents=True, exist_ok=True)
+    live.write_bytes(live_document(running[0].id, 1, "loss", [0.9, 0.3, 0.5], 0.5))
+    seen: list[list[Run]] = []
+
+    def spy(config: Any, runs: list[Run], *args: Any) -> Any:  # calls the real search
+        seen.append(list(runs))
+        return suggest(config, runs, *args)
+
+    monkeypatch.setattr(claim_module, "suggest", spy)
+    assert claim_next(store, agent_id="a").run is not None
+    ranges = {r.id: r.metric_range for r in seen[-1]}
+    expected = (0.3, 0.9) if impute_while_running else None
+    assert ranges == {running[0].id: expected, running[1].id: None}
+    assert store.snapshot().runs[running[0].id].metric_range is None  # nothing written
 
 
 # -- real processes ------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from support.agents import SweepFactory
-from sweepherd.agent._agent import LIVE_FILE
 from sweepherd.agent._early import EarlyTermination
+from sweepherd.agent._live import LIVE_FILE
 from sweepherd.agent._metrics import JsonlSource, RunMetrics
 from sweepherd.agent._slots import Slot
 from sweepherd.agent._trial import StopCause, Trial

@@ -13,6 +13,7 @@ import pytest
 from optuna.samplers import RandomSampler
 from optuna.trial import TrialState
 
+from sweepherd.agent._live import LiveMetric
 from sweepherd.agent._metrics import JsonlSource, RunMetrics
 from sweepherd.config._model import Metric
 from sweepherd.runs import RunState
@@ -125,12 +126,17 @@ def test_trial_values_match_wandbs_gp_data(case, tmp_path, make_config, make_run
     """Random histories go through the agent's metric reading and the store's fields into the
     study; the values must be W&B's own (``bayes_search._construct_gp_data``) for the same runs.
 
-    Left out on purpose, where sweepherd differs by design (module doc): runs with no value at
-    all (W&B makes up 0.0), killed runs, and running runs' live values."""
+    A running run has no metric in the journal; with ``impute_while_running`` the claim gives
+    it the range in its agent's live file, as here. Left out on purpose, where sweepherd
+    differs by design (module doc): runs with no value at all (W&B makes up 0.0) and killed
+    runs."""
     rng = np.random.default_rng(case)
     goal = str(rng.choice(["minimize", "maximize"]))
     impute = str(rng.choice(["worst", "best", "latest"]))
+    while_running = rng.choice([None, "worst", "best", "latest"])
     metric = {"name": "m", "goal": goal, "impute": impute}
+    if while_running is not None:
+        metric["impute_while_running"] = str(while_running)
     runs, wandb_runs = [], []
     sweeps = import_sweeps()
     for i in range(int(rng.integers(2, 9))):
@@ -140,10 +146,17 @@ def test_trial_values_match_wandbs_gp_data(case, tmp_path, make_config, make_run
         path.write_text("".join(json.dumps({"m": v}) + "\n" for v in history))
         logged = RunMetrics([JsonlSource(path)])  # what the agent reports, as it reads it
         logged.update()
-        run = dataclasses.replace(
-            make_run({"x": float(rng.random())}, state, logged.metric_value("m")),
-            metric_range=logged.metric_range("m"),
-        )
+        if state is RunState.RUNNING:  # only its live file knows, and only with the option
+            live = LiveMetric(logged.metric_history("m"), logged.metric_value("m"))
+            run = dataclasses.replace(
+                make_run({"x": float(rng.random())}, state),
+                metric_range=live.range if while_running else None,
+            )
+        else:
+            run = dataclasses.replace(
+                make_run({"x": float(rng.random())}, state, logged.metric_value("m")),
+                metric_range=logged.metric_range("m"),
+            )
         runs.append(run)
         wandb_runs.append(
             sweeps.SweepRun(
@@ -163,7 +176,7 @@ def test_trial_values_match_wandbs_gp_data(case, tmp_path, make_config, make_run
         )
         _, _, current_x, y, _ = _construct_gp_data(wandb_runs, filled)
     theirs = [float(v) * (-1 if goal == "maximize" else 1) for v in y]
-    ours = _trials(make_config, runs, goal=goal, impute=impute)
+    ours = _trials(make_config, runs, **{k: v for k, v in metric.items() if k != "name"})
     assert [v for state, v in ours if state is TrialState.COMPLETE] == pytest.approx(theirs)
     assert sum(state is TrialState.RUNNING for state, _ in ours) == len(current_x)
 

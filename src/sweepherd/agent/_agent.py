@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import logging
 import os
 import select
@@ -34,6 +33,7 @@ from sweepherd.agent._claim import claim_next
 from sweepherd.agent._command import expand_command
 from sweepherd.agent._early import EarlyTermination
 from sweepherd.agent._env import TrialContext, trial_environment
+from sweepherd.agent._live import LIVE_FILE, live_document
 from sweepherd.agent._metrics import JsonlSource, MetricSource, RunMetrics
 from sweepherd.agent._slots import Slot
 from sweepherd.agent._trial import StopCause, Trial, pidfd_for, spawn
@@ -42,9 +42,6 @@ from sweepherd.runs import Run, RunState
 from sweepherd.store import RunResult, SweepStore, write_atomic
 
 log = logging.getLogger("sweepherd.agent")
-
-#: The file in a run folder where the agent publishes the run's metric while it runs.
-LIVE_FILE = "live.json"
 
 #: Exit status of an agent that stopped because it was signalled (preemption, time limit,
 #: Ctrl-C) while the sweep still had work: "requeue me" (EX_TEMPFAIL).
@@ -468,17 +465,9 @@ class Agent:
         """
         name = self.config.metric.name if self.config.metric else None
         history = trial.metrics.metric_history(name) if name else []
-        doc = {
-            "run": trial.run.id,
-            "attempt": trial.run.attempt,
-            "metric": name,
-            "n": len(history),
-            "last": trial.metrics.metric_value(name) if name else None,
-            "history": history,
-            "t": time.time(),
-        }
+        last = trial.metrics.metric_value(name) if name else None
         try:
-            data = json.dumps(doc, separators=(",", ":")).encode()
+            data = live_document(trial.run.id, trial.run.attempt, name, history, last)
             write_atomic(self.store.run_dir(trial.run.id) / LIVE_FILE, data, durable=False)
         except StoreError as exc:
             log.warning("could not write live metrics of %s: %s", trial.run.id, exc)

@@ -16,7 +16,9 @@ hundreds of agents costs a few lock holds instead of hundreds. Serving a batch:
 5. for the rest, unless :func:`sweepherd.search.done_reason` gives a reason (run cap, metric
    target): ask :func:`sweepherd.search.suggest` for new points (never past the run cap), with
    ``numpy.random.default_rng([sweep seed, seq of the first new run])``; requests left without
-   a point get no run (a grid whose every point is taken) and the reason.
+   a point get no run (a grid whose every point is taken) and the reason. With bayes and
+   ``metric.impute_while_running``, running runs carry their metric so far (their agents'
+   ``live.json``).
 
 A suggestion may be slow (bayes's GP phase takes up to a second a point), and the lock must
 not be held for long: past its stale time other agents would break it, the holder's write
@@ -28,6 +30,7 @@ requesters :data:`BUSY`, to which they answer by asking again.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Sequence
@@ -36,6 +39,7 @@ from typing import Any
 
 from numpy.random import default_rng  # eagerly: a lazy import would cost the holder 10 ms
 
+from sweepherd.agent._live import LIVE_FILE, read_live
 from sweepherd.config import SweepConfig
 from sweepherd.runs import Run, RunState
 from sweepherd.search import done_reason, suggest, warm_up
@@ -160,6 +164,7 @@ def serve_claims(
         return
     runs = list(txn.snapshot.runs.values())
     reason = done_reason(config, runs)
+    live = _live_ranges(store, config, runs)
     n = len(wanting_new)
     if config.run_cap is not None:
         n = min(n, config.run_cap - len(runs))
@@ -173,7 +178,7 @@ def serve_claims(
             return
         per_point = elapsed / served if served else 0.0
         batch = 1 if not served or per_point * (n - served) > SUGGEST_BUDGET_S else n - served
-        runs = list(txn.snapshot.runs.values())
+        runs = [_with_range(r, live) for r in txn.snapshot.runs.values()]
         points = suggest(config, runs, batch, default_rng([seed, txn.snapshot.next_seq]))
         for request, params in zip(wanting_new[served:], points, strict=False):
             txn.claim_new(params, request.agent, **_where(request))
@@ -184,6 +189,29 @@ def serve_claims(
     if rest:
         reason = reason or done_reason(config, list(txn.snapshot.runs.values())) or EXHAUSTED
         _reply_all(txn, rest, reason)
+
+
+def _live_ranges(
+    store: SweepStore, config: SweepConfig, runs: Sequence[Run]
+) -> dict[str, tuple[float, float]]:
+    """The metric's range so far of each running run, from the live file its agent publishes,
+    when the search uses it: bayes with ``metric.impute_while_running`` (W&B's bayes then learns
+    from a running run's best value so far). Unreadable files count as nothing logged yet."""
+    metric = config.metric
+    if config.method != "bayes" or metric is None or metric.impute_while_running is None:
+        return {}
+    ranges = {}
+    for run in runs:
+        if run.state is RunState.RUNNING:
+            live = read_live(store.run_path(run.id) / LIVE_FILE, metric.name)
+            if live is not None and live.range is not None:
+                ranges[run.id] = live.range
+    return ranges
+
+
+def _with_range(run: Run, ranges: dict[str, tuple[float, float]]) -> Run:
+    found = ranges.get(run.id) if run.state is RunState.RUNNING else None
+    return run if found is None else dataclasses.replace(run, metric_range=found)
 
 
 def _reply_all(txn: Transaction, requests: Sequence[ClaimRequest], reason: str) -> None:

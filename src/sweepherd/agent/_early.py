@@ -17,13 +17,11 @@ of runs on a shared filesystem:
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
+from sweepherd.agent._live import read_live
 from sweepherd.agent._trial import Trial
 from sweepherd.early_terminate import bands, to_stop
 from sweepherd.errors import AgentError
@@ -100,17 +98,5 @@ class EarlyTermination:
 
     def _parse(self, path: Path) -> list[float] | None:
         """The metric history in a live file; None when it cannot be read (try again later)."""
-        try:
-            doc: Any = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(doc, dict) or doc.get("metric") != self.metric:
-            return []
-        raw = doc.get("history")
-        if not isinstance(raw, list):
-            return []
-        return [
-            float(v)
-            for v in raw
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        ]
+        live = read_live(path, self.metric)
+        return None if live is None else live.history

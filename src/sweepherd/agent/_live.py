@@ -1,0 +1,77 @@
+"""``runs/<id>/live.json``: a running run's metric as the agent that runs it sees it.
+
+The agent rewrites this small file atomically whenever the run logs something, so that other
+agents (hyperband's decisions, the bayes search's ``impute_while_running``) and ``watch`` read
+one tiny file instead of parsing the run's logs::
+
+    {"run", "attempt", "metric": name, "n": values so far, "last": summary value,
+     "history": [values in log order], "t": unix time}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: The file in a run folder where the agent publishes the run's metric while it runs.
+LIVE_FILE = "live.json"
+
+
+@dataclass(frozen=True)
+class LiveMetric:
+    """What a live file says of the metric: its finite values in log order, and the last
+    summary value (None when there is none)."""
+
+    history: list[float]
+    last: float | None = None
+
+    @property
+    def range(self) -> tuple[float, float] | None:
+        """The lowest and highest value logged so far, the summary included."""
+        values = [*self.history, *(() if self.last is None else (self.last,))]
+        return (min(values), max(values)) if values else None
+
+
+def live_document(
+    run_id: str, attempt: int, metric: str | None, history: Sequence[float], last: float | None
+) -> bytes:
+    """The live file's bytes for a run's current view of its metric."""
+    doc = {
+        "run": run_id,
+        "attempt": attempt,
+        "metric": metric,
+        "n": len(history),
+        "last": last,
+        "history": list(history),
+        "t": time.time(),
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def read_live(path: Path, metric: str) -> LiveMetric | None:
+    """The live file's view of ``metric``; empty if it is of another metric or malformed;
+    None when it cannot be read (missing, or being replaced: try again later)."""
+    try:
+        doc: Any = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("metric") != metric:
+        return LiveMetric([])
+    raw = doc.get("history")
+    history = [v for v in map(_finite, raw) if v is not None] if isinstance(raw, list) else []
+    return LiveMetric(history, _finite(doc.get("last")))
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
