@@ -165,7 +165,7 @@ def test_grid_summary_counts_the_runs_wandbs_engine_would_make(
         "program": "t.py",
         "method": "grid",
         "parameters": {
-            "a": {"values": [1, 2, 3]},
+            "a": {"values": [1, 2, 3, 3.0]},  # 3 and 3.0 are one point
             "b": {"min": 1, "max": 4},
             "c": {"distribution": "q_uniform", "min": 0, "max": 1, "q": 0.3},
             "d": {"value": "x"},
@@ -182,6 +182,23 @@ def test_grid_summary_counts_the_runs_wandbs_engine_would_make(
         suggestions = sweeps.next_runs(raw, [], n=n_ours + 5)
     assert n_ours == 3 * 4 * 4 * 2
     assert len([s for s in suggestions if s is not None]) == n_ours
+
+
+def test_json_output_is_strict_json_with_nan_and_infinity_as_yaml_wrote_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(
+        tmp_path,
+        "method: random\nprogram: t.py\nparameters:\n"
+        "  a: {values: [.nan, .inf, 1, {x: -.inf}, 1, 1.0]}\n",
+    )
+    assert main(["validate", "--json", str(path)]) == ExitStatus.OK
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    result = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert result["parameters"][0]["values"] == [".nan", ".inf", 1, {"x": "-.inf"}, 1, 1.0]
 
 
 def test_debug_reraises_for_the_traceback(tmp_path: Path) -> None:

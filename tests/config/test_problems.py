@@ -128,6 +128,45 @@ def test_close_misspellings_get_a_suggestion(raw: dict[str, Any], expected: str)
     assert any(expected in m for m in violations(raw)), violations(raw)
 
 
+@pytest.mark.parametrize("form", ["log_normal", "q_log_normal"])
+def test_a_log_normal_whose_values_pass_the_largest_float_says_mu_is_a_log(form: str) -> None:
+    """``mu: 800`` read as "about 800" validated, then every draw overflowed in the agent."""
+    raw = {"method": "random", "parameters": {"x": {"distribution": form, "mu": 800}}}
+    (message,) = violations(raw)
+    assert message.startswith("parameters.x.mu: gives values up to e^807, beyond the largest")
+    assert "mu: 6.9" in message
+    sigma = {"distribution": form, "mu": 0, "sigma": 101}  # 7.04 x 101 > 709: too wide
+    assert len(violations({"method": "random", "parameters": {"x": sigma}})) == 1
+    ok = {"distribution": form, "mu": 600, "sigma": 15}  # e^705.6 at the sampler's widest
+    assert violations({"method": "random", "parameters": {"x": ok}}) == []
+
+
+def test_the_log_normal_limit_covers_the_samplers_widest_draw() -> None:
+    from sweepherd.config._parameters import _Z_MAX
+    from sweepherd.search._sampling import U_MAX, U_MIN, _z
+
+    assert _z(U_MAX) <= _Z_MAX and _z(U_MIN) >= -_Z_MAX
+    assert _z(1.0) == _z(U_MAX)
+
+
+@pytest.mark.parametrize(
+    ("spec", "n"),
+    [
+        ({"min": 0, "max": 2**63 - 1}, f"{2**63:,}"),
+        ({"distribution": "q_uniform", "min": 0, "max": 1000, "q": 0.001}, "1,000,000"),
+    ],
+)
+def test_a_grid_parameter_too_long_to_list_is_refused_with_its_count(
+    spec: dict[str, Any], n: str
+) -> None:
+    """Every claim lists each grid parameter's values: 2**63 of them crashed the agent."""
+    (message,) = violations({"method": "grid", "parameters": {"x": spec}})
+    assert message.startswith(f"parameters.x: method: grid would run every one of its {n} values")
+    assert violations({"method": "random", "parameters": {"x": spec}}) == []
+    fits = {"min": 1, "max": 100_000}
+    assert violations({"method": "grid", "parameters": {"x": fits}}) == []
+
+
 def test_a_number_yaml_reads_as_text_gets_a_yaml_hint() -> None:
     (message,) = violations({"method": "random", "parameters": {"x": {"min": "1e-5", "max": 0.1}}})
     assert message.startswith("parameters.x.min: '1e-5' is a string, not a number")

@@ -9,7 +9,7 @@ import pytest
 
 from sweepherd.errors import ConfigError
 from sweepherd.runs import RunState
-from sweepherd.search import suggest
+from sweepherd.search import grid_size, suggest
 
 CORPUS: dict[str, dict[str, Any]] = {
     "int_uniform and strings": {
@@ -79,6 +79,7 @@ def test_grid_enumerates_wandbs_points_in_wandbs_order(name, make_config, oracle
     assert expected[-1] is None  # the oracle says when the grid ends
     got = suggest(make_config(raw), [], n=10_000)
     assert [_typed(p) for p in got] == [_typed(p) for p in expected[:-1]]
+    assert grid_size(make_config(raw)) == len(got)  # what validate and status count
 
 
 @pytest.mark.parametrize("name", list(CORPUS))

@@ -20,6 +20,7 @@ def test_the_api_is_what_architecture_md_says():
         "METHODS",
         "SearchMethod",
         "done_reason",
+        "grid_size",
         "suggest",
         "warm_up",
     ]

@@ -35,24 +35,31 @@ def validate(sweep_yaml: Path, as_json: bool) -> None:
             click.echo(json.dumps({"file": str(sweep_yaml), "valid": False, "error": error}))
         raise
     if as_json:
-        click.echo(json.dumps({"file": str(sweep_yaml), "valid": True, **describe(config)}))
+        doc = {"file": str(sweep_yaml), "valid": True, **describe(config)}
+        click.echo(json.dumps(_strict_json(doc), allow_nan=False))
     else:
         click.echo(summary(config, str(sweep_yaml)))
+
+
+def _strict_json(value: Any) -> Any:
+    """``value`` with NaN and infinities as the strings YAML wrote them as (``.nan``, ``.inf``,
+    ``-.inf``): JSON has no such numbers, and strict parsers (``jq``) refuse ``NaN``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict_json(v) for v in value]
+    return value
 
 
 def n_grid_points(config: SweepConfig) -> int | None:
     """How many runs a grid sweep has; None for random and bayes."""
     if config.method != "grid":
         return None
-    total = 1
-    for p in config.parameters:
-        if p.distribution == "categorical" and p.values is not None:
-            total *= len(p.values)
-        elif p.distribution == "int_uniform" and p.min is not None and p.max is not None:
-            total *= int(p.max) - int(p.min) + 1
-        elif p.distribution == "q_uniform" and None not in (p.min, p.max, p.q):
-            total *= max(0, math.ceil((p.max - p.min) / p.q))  # type: ignore[operator]
-    return total
+    from sweepherd.search import grid_size
+
+    return grid_size(config)
 
 
 def _range(p: Param) -> str:

@@ -17,7 +17,7 @@ Goal = Literal["minimize", "maximize"]
 
 #: Every distribution name W&B accepts and sweepherd supports, after inference.
 #: The deprecated exponent forms (``log_uniform``, ``q_log_uniform``, ``inv_log_uniform``) are
-#: rejected by validation with a message naming the replacement, as W&B's engine does.
+#: rejected by validation with a message naming the replacement, as W&B's config check does.
 DISTRIBUTIONS: tuple[str, ...] = (
     "constant",
     "categorical",

@@ -62,7 +62,9 @@ FORMS: dict[str, tuple[tuple[str, ...], dict[str, float]]] = {
     "q_beta": ((), {"a": 1.0, "b": 1.0, "q": 1.0}),
 }
 
-#: Deprecated exponent forms -> their replacement. W&B's engine rejects them.
+#: Deprecated exponent forms -> their replacement. W&B's config check (``sweeps.SweepConfig``)
+#: rejects them; ``wandb sweep`` only warns ("Malformed sweep config") and its sampler still
+#: takes them. sweepherd refuses them, with the converted limits in the message.
 DEPRECATED: dict[str, str] = {
     "log_uniform": "log_uniform_values",
     "q_log_uniform": "q_log_uniform_values",
@@ -274,7 +276,8 @@ def _deprecated(spec: Mapping[Any, Any], path: str, name: str) -> Problem:
         how += " and the same q"
     return Problem(
         child(path, "distribution"),
-        f"'{name}' is deprecated and W&B rejects it: its min and max are base-e exponents",
+        f"'{name}' is deprecated (W&B's config check refuses it, `wandb sweep` warns that the"
+        " config is malformed): its min and max are base-e exponents",
         f"use distribution: {replacement} with the limit values themselves, {how}",
     )
 
@@ -353,6 +356,8 @@ def _check_fields(
     for key in ("min", "max", "mu", "q", "sigma", "a", "b"):
         if key in fields:
             _check_number(fields[key], child(path, key), distribution, key, problems)
+    if distribution.endswith("log_normal"):
+        _check_log_normal(fields, path, problems)
     low, high = fields.get("min"), fields.get("max")
     if is_finite_number(low) and is_finite_number(high):
         if distribution == "int_uniform" and not (isinstance(low, int) and isinstance(high, int)):
@@ -369,6 +374,30 @@ def _check_fields(
                     "min and max are the limits themselves, e.g. min: 0.00001, max: 0.1",
                 )
             )
+
+
+#: The largest standard normal quantile the sampler draws (``search/_sampling.py``'s ``U_MAX``),
+#: rounded up; and the natural log of the largest float.
+_Z_MAX = 7.04
+_LOG_FLOAT_MAX = math.log(1.7976931348623157e308)
+
+
+def _check_log_normal(fields: dict[str, Any], path: str, problems: list[Problem]) -> None:
+    """A log-normal's ``mu`` and ``sigma`` are on the log scale: ``mu: 800`` is not "about 800"
+    but e^800, beyond a float."""
+    mu, sigma = fields.get("mu", 0.0), fields.get("sigma", 1.0)
+    if not (is_finite_number(mu) and is_finite_number(sigma)) or sigma <= 0:
+        return  # reported by _check_number
+    top = mu + _Z_MAX * sigma
+    if top > _LOG_FLOAT_MAX:
+        problems.append(
+            Problem(
+                child(path, "mu"),
+                f"gives values up to e^{top:.0f}, beyond the largest float (e^709)",
+                "mu and sigma are on the log scale (values are e^x, x normal with mean mu): for"
+                " values around 1000 write mu: 6.9 (the natural log of 1000)",
+            )
+        )
 
 
 def _check_number(
@@ -450,12 +479,28 @@ def bayes_problems(params: list[Param]) -> list[Problem]:
     ]
 
 
+#: The most values one grid parameter may expand to: every claim lists them, and a sweep of
+#: more points than this would not end anyway.
+MAX_GRID_AXIS = 100_000
+
+
 def grid_problems(params: list[Param]) -> list[Problem]:
-    """What stops ``method: grid`` from enumerating these parameters (W&B's engine refuses)."""
+    """What stops ``method: grid`` from enumerating these parameters (W&B's engine refuses,
+    or the range is too long to list)."""
     problems: list[Problem] = []
     for param in params:
         where = yaml_path(param.path)
-        if param.probabilities is not None:
+        n = _n_grid_values(param)
+        if n is not None and n > MAX_GRID_AXIS:
+            problems.append(
+                Problem(
+                    where,
+                    f"method: grid would run every one of its {n:,} values",
+                    f"a grid parameter may have up to {MAX_GRID_AXIS:,}: narrow min..max, take a"
+                    " larger q, or use method: random or bayes",
+                )
+            )
+        elif param.probabilities is not None:
             problems.append(
                 Problem(
                     child(where, "probabilities"),
@@ -474,3 +519,15 @@ def grid_problems(params: list[Param]) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _n_grid_values(param: Param) -> int | None:
+    """How many values an int_uniform or q_uniform grid parameter expands to (else None)."""
+    low, high = param.min, param.max
+    if low is None or high is None:
+        return None
+    if param.distribution == "int_uniform":
+        return int(high) - int(low) + 1
+    if param.distribution == "q_uniform" and param.q:
+        return math.ceil((high - low) / param.q)
+    return None

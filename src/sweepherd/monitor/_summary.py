@@ -5,7 +5,6 @@ Read-only over :class:`~sweepherd.runs.Run` records; the CLI and the live views 
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -43,29 +42,12 @@ def count_states(runs: Iterable[Run]) -> dict[RunState, int]:
 
 def expected_runs(config: SweepConfig) -> int | None:
     """The number of runs the sweep will make, if bounded: the grid size and/or ``run_cap``."""
+    from sweepherd.search import grid_size  # numpy: only when asked
+
     bound = grid_size(config) if config.method == "grid" else None
     if config.run_cap is not None:
         bound = config.run_cap if bound is None else min(bound, config.run_cap)
     return bound
-
-
-def grid_size(config: SweepConfig) -> int:
-    """The number of points of a grid over ``config``'s parameters (W&B's expansion rules)."""
-    size = 1
-    for p in config.parameters:
-        if p.distribution == "constant":
-            n = 1
-        elif p.distribution == "categorical":
-            n = len(p.values or ())
-        elif p.distribution == "int_uniform" and p.min is not None and p.max is not None:
-            n = int(p.max) - int(p.min) + 1
-        elif p.distribution == "q_uniform" and p.min is not None and p.max is not None:
-            q = p.q or 1.0
-            n = max(0, math.ceil((p.max - p.min) / q))  # numpy.arange(min, max, q): max excluded
-        else:
-            raise ValueError(f"parameter {p.name} ({p.distribution}) has no grid")
-        size *= n
-    return size
 
 
 def progress(config: SweepConfig, runs: Sequence[Run]) -> Progress:

@@ -9,7 +9,8 @@ no files and no clock; their only randomness is the ``rng`` passed in.
 [{'lr': 0.0012, 'optimizer': {'name': 'adam'}}, {'lr': 0.031, 'optimizer': {'name': 'sgd'}}]
 """
 
+from sweepherd.search._grid import grid_size
 from sweepherd.search._method import METHODS, SearchMethod
 from sweepherd.search._suggest import done_reason, suggest, warm_up
 
-__all__ = ["METHODS", "SearchMethod", "done_reason", "suggest", "warm_up"]
+__all__ = ["METHODS", "SearchMethod", "done_reason", "grid_size", "suggest", "warm_up"]

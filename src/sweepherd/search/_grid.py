@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -93,6 +94,22 @@ class _Axis:
         if self.dict_keys and isinstance(value, dict):
             value = {k: v for k, v in value.items() if k in self.dict_keys}
         return self.index.get(value_key(value))
+
+
+def grid_size(config: SweepConfig) -> int:
+    """How many points the grid over ``config``'s parameters has: the product of each axis's
+    distinct values (a value written twice is one point), without listing long ranges."""
+    size = 1
+    for param in _grid_params(config):
+        if param.distribution == "int_uniform":
+            n = int(require(param, "max")) - int(require(param, "min")) + 1
+        elif param.distribution == "q_uniform":
+            low, high, q = require(param, "min"), require(param, "max"), require(param, "q")
+            n = math.ceil((high - low) / q)  # numpy.arange's length: max excluded
+        else:
+            n = len({value_key(v) for v in param.values or ()})
+        size *= max(0, n)
+    return size
 
 
 def _grid_params(config: SweepConfig) -> list[Param]:
