@@ -19,6 +19,7 @@ gres = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "-" else None
 env = dict(os.environ)
 if len(sys.argv) > 4:
     env["SLURM_JOB_ID"] = sys.argv[4]
+(out_dir / "driver.pid").write_text(str(os.getpid()))  # the batch shell's, after exec
 agent = Path(__file__).with_name("fake_agent.py")
 result = fan_out([sys.executable, str(agent), str(out_dir), mode], gres=gres, env=env)
 with (out_dir / "results.jsonl").open("a") as f:

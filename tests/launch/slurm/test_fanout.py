@@ -9,6 +9,7 @@ warning, to the batch shell, with ``scancel --signal=USR1 --batch`` (a real time
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -299,3 +300,55 @@ def test_an_array_task_stops_and_requeues_only_itself(
     assert not [e for e in _events(tmp_path / "0") if e["event"] == "signal"]
     scancel([job])
     wait_for_jobs(job, all_ended)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_an_array_task_with_pending_siblings_stops_its_agents_at_once(
+    slurm_cluster: object, tmp_path: Path
+) -> None:
+    """Slurm refuses to signal an array task while its siblings pend ("Job can not be altered
+    now"; scancel retries for ~95 s), which left the warning unanswered for a minute: the
+    agents are stopped through the task's steps instead, and the task requeues at once."""
+    for task in ("0", "1", "2"):
+        (tmp_path / task).mkdir()
+    driver = [sys.executable, str(HERE / "fanout_driver.py")]
+    script = tmp_path / "array.sbatch"
+    script.write_text(
+        "\n".join(
+            [
+                "#!/bin/bash",
+                # tasks 1-2 pend while task 0 runs (with one pending task alone, Slurm keeps
+                # it in a record of its own and the signal goes through: measured)
+                "#SBATCH --array=0-2%1",
+                "#SBATCH --nodes=1",
+                "#SBATCH --requeue",
+                f"#SBATCH --output={tmp_path}/%A_%a.out",
+                "#SBATCH --open-mode=append",
+                "exec " + " ".join(driver) + f" {tmp_path}/$SLURM_ARRAY_TASK_ID preemptible",
+                "",
+            ]
+        )
+    )
+    job = sbatch(script)
+    try:
+        _stop_the_first_task(tmp_path, job)
+    finally:
+        scancel([job])  # the whole array, pending tasks too
+        wait_for_jobs(job, all_ended)
+
+
+def _stop_the_first_task(tmp_path: Path, job: str) -> None:
+    _wait_started(tmp_path / "0", 1)
+    # What Slurm's --signal=B:USR1@grace does; `scancel --batch --signal=USR1` of the task
+    # would itself hang here, for the same reason (the cluster runs on this machine)
+    os.kill(int((tmp_path / "0" / "driver.pid").read_text()), signal.SIGUSR1)
+    # scancel's own timeout (60 s) would pass before the requeue if the job were signalled
+    wait_for_jobs(
+        job,
+        lambda s: any(t.array_task_id == 0 and t.restarts == 1 for t in s),
+        timeout_s=30,
+    )
+    signals = [e for e in _events(tmp_path / "0") if e["event"] == "signal"]
+    assert [e["signal"] for e in signals] == [int(AGENT_STOP_SIGNAL)]
+    assert "passing SIGUSR1" not in _output(tmp_path)

@@ -382,6 +382,22 @@ def scancel(
     return not_signalled
 
 
+_STEP_RE = re.compile(r"\S+\.\d+")
+
+
+def job_steps(job_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[str]:
+    """The ids of the job's srun steps still running (``10.0``, ``7_3.1``): not its batch or
+    extern step. Empty once the job has ended (or is unknown)."""
+    proc = run_slurm(
+        ["squeue", "-s", "-h", "-j", str(job_id), "-o", "%i"], timeout_s=timeout_s, check=False
+    )
+    if proc.returncode != 0:
+        if "invalid job id" in proc.stderr.lower():
+            return []
+        raise slurm_error("squeue", proc.returncode, proc.stderr, proc.stdout)
+    return [line.strip() for line in proc.stdout.splitlines() if _STEP_RE.fullmatch(line.strip())]
+
+
 def scontrol_requeue(job_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
     """Requeue a batch job: it stops now and starts again (``SLURM_RESTART_COUNT`` + 1)."""
     run_slurm(["scontrol", "requeue", str(job_id)], timeout_s=timeout_s)
