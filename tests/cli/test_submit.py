@@ -218,7 +218,8 @@ def test_two_nodes_run_every_grid_point_once_each_trial_on_its_own_gpu(
     scancel_at_end(request, root)
     argv = ["submit", str(config), "--dir", str(root), "--nodes", "2", "--gpus-per-node", "2"]
     argv += ["--trials-per-gpu", "1", "--name", "two nodes", "--run-cap", "50"]
-    assert main([*argv, "--agent-args", FAST_AGENT]) == 0
+    not_quiet = FAST_AGENT.replace(" -q", "")  # its progress lines are checked below
+    assert main([*argv, "--agent-args", not_quiet]) == 0
     out = capsys.readouterr().out
     [store] = sweeps_under(root)
     assert (store.config.name, store.config.run_cap) == ("two nodes", 50)
@@ -262,6 +263,8 @@ def test_two_nodes_run_every_grid_point_once_each_trial_on_its_own_gpu(
         assert not (same_gpu and overlap), (a, b)
     output = store.path / "slurm" / f"{job}.out"
     assert output.is_file()
+    # the batch process's own progress, with time and level, as the agents' lines have them
+    assert re.search(r"\d\d:\d\d:\d\d sweepherd I started agents on 2 node", output.read_text())
 
 
 @pytest.mark.slurm

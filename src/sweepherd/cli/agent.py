@@ -85,6 +85,7 @@ def agent(
     if all_nodes:
         from sweepherd.launch.slurm import run_on_all_nodes
 
+        setup_logging(verbose, quiet)  # "started agents on ...", "requeued job ..." in the log
         return run_on_all_nodes(["agent", *_forwarded_args(click.get_current_context())])
 
     store = open_sweep(sweep, root)

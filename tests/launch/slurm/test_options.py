@@ -24,6 +24,8 @@ SWEEP = Path("/sweeps/abc")
         ("1-2:30:05", 95405),
         ("UNLIMITED", None),
         ("infinite", None),
+        ("0", None),  # Slurm takes --time=0 as no limit
+        ("0:00:00", None),
     ],
 )
 def test_time_limits_in_every_slurm_form(text: str, seconds: int | None) -> None:
@@ -90,6 +92,7 @@ def test_grace_must_come_before_the_time_limit() -> None:
     with pytest.raises(ConfigError, match=r"before the time limit \(120 s\), got 120 s"):
         SbatchOptions(sweep_dir=SWEEP, time="2", signal_grace_s=120)
     assert SbatchOptions(sweep_dir=SWEEP, time="3", signal_grace_s=120).time_limit_s == 180
+    assert SbatchOptions(sweep_dir=SWEEP, time="0", signal_grace_s=120).time_limit_s is None
 
 
 @pytest.mark.parametrize(

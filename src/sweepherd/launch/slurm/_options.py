@@ -36,7 +36,8 @@ MAX_SIGNAL_GRACE_S = 65535
 
 
 def parse_time_limit_s(text: str) -> int | None:
-    """Seconds of a Slurm ``--time`` value; ``None`` for UNLIMITED/INFINITE.
+    """Seconds of a Slurm ``--time`` value; ``None`` for UNLIMITED/INFINITE, and for 0, which
+    Slurm also takes as no limit (measured: ``--time=0`` shows as UNLIMITED).
 
     Raises :class:`ValueError` naming the accepted forms when ``text`` is none of them.
     """
@@ -48,10 +49,12 @@ def parse_time_limit_s(text: str) -> int | None:
         raise ValueError(f"invalid time limit {text!r}: use {TIME_FORMATS}")
     g = {k: int(v) for k, v in match.groupdict().items() if v is not None}
     if "days" in g:
-        return ((g["days"] * 24 + g["dh"]) * 60 + g.get("dm", 0)) * 60 + g.get("ds", 0)
-    if "h" in g:
-        return (g["h"] * 60 + g["m"]) * 60 + g["s"]
-    return g["mm"] * 60 + g.get("ss", 0)
+        seconds = ((g["days"] * 24 + g["dh"]) * 60 + g.get("dm", 0)) * 60 + g.get("ds", 0)
+    elif "h" in g:
+        seconds = (g["h"] * 60 + g["m"]) * 60 + g["s"]
+    else:
+        seconds = g["mm"] * 60 + g.get("ss", 0)
+    return seconds or None
 
 
 @dataclass(frozen=True)
