@@ -194,6 +194,22 @@ def test_compute_nodes_may_only_read_the_munge_key(template: dict[str, Any]) -> 
     assert "ManagedPolicyArns" not in template["Resources"]["ComputeRole"]["Properties"]
 
 
+def test_the_head_node_gets_its_shared_volume_without_waiting_for_itself(
+    template: dict[str, Any],
+) -> None:
+    """The head node signals only once its boot script found the shared volume: a resource
+    that attaches it after the head node is CREATE_COMPLETE would never come (moto ignores
+    CreationPolicy, so only the template can show this)."""
+    head = template["Resources"]["HeadNode"]
+    assert "ResourceSignal" in head["CreationPolicy"]
+    assert head["Properties"]["Volumes"] == [
+        {"Device": "/dev/sdf", "VolumeId": {"Ref": "SharedVolume"}}
+    ]
+    for name, resource in template["Resources"].items():
+        text = json.dumps(resource)
+        assert '{"Ref": "HeadNode"}' not in text and '["HeadNode",' not in text, name
+
+
 def test_everything_taggable_is_tagged_with_the_cluster(template: dict[str, Any]) -> None:
     untaggable = {"AWS::IAM::InstanceProfile", "AWS::EC2::SecurityGroupIngress",
                   "AWS::EC2::VolumeAttachment"}  # fmt: skip

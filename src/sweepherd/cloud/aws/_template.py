@@ -365,14 +365,6 @@ def _shared_volume(config: ClusterConfig) -> Json:
                 "Tags": _tags(config, f"{config.name}-shared"),
             },
         },
-        "SharedVolumeAttachment": {
-            "Type": "AWS::EC2::VolumeAttachment",
-            "Properties": {
-                "Device": "/dev/sdf",
-                "InstanceId": {"Ref": "HeadNode"},
-                "VolumeId": {"Ref": "SharedVolume"},
-            },
-        },
     }
 
 
@@ -396,6 +388,10 @@ def _head_node(config: ClusterConfig) -> Json:
                     }
                 ],
                 "BlockDeviceMappings": [_root_volume(config)],
+                # Attached as the instance is made: its boot script waits for this device
+                # before it signals, so an AWS::EC2::VolumeAttachment (which waits for the
+                # instance to be CREATE_COMPLETE, i.e. to have signalled) would never come.
+                "Volumes": [{"Device": "/dev/sdf", "VolumeId": {"Ref": "SharedVolume"}}],
                 "UserData": {"Fn::Base64": {"Fn::Join": ["", head_node_script(config)]}},
                 "Tags": _tags(config, config.head_hostname),
             },
