@@ -261,21 +261,17 @@ def test_fan_out_inside_a_step_that_holds_the_nodes(slurm_cluster: object, tmp_p
     wait_for_jobs(job, all_ended)
 
 
-@pytest.mark.slurm
-@pytest.mark.slow
-def test_an_array_task_stops_and_requeues_only_itself(
-    slurm_cluster: object, tmp_path: Path
-) -> None:
-    """The last task's SLURM_JOB_ID is the array's id, which would name every task."""
-    for task in ("0", "1"):
-        (tmp_path / task).mkdir()
+def _submit_array(tmp_path: Path, tasks: str, n: int) -> str:
+    """A job array (``--array=TASKS``) of one-node fan-outs, task I writing to tmp_path/I."""
+    for task in range(n):
+        (tmp_path / str(task)).mkdir()
     driver = [sys.executable, str(HERE / "fanout_driver.py")]
     script = tmp_path / "array.sbatch"
     script.write_text(
         "\n".join(
             [
                 "#!/bin/bash",
-                "#SBATCH --array=0-1",
+                f"#SBATCH --array={tasks}",
                 "#SBATCH --nodes=1",
                 "#SBATCH --requeue",
                 f"#SBATCH --output={tmp_path}/%A_%a.out",
@@ -285,7 +281,16 @@ def test_an_array_task_stops_and_requeues_only_itself(
             ]
         )
     )
-    job = sbatch(script)
+    return sbatch(script)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_an_array_task_stops_and_requeues_only_itself(
+    slurm_cluster: object, tmp_path: Path
+) -> None:
+    """The last task's SLURM_JOB_ID is the array's id, which would name every task."""
+    job = _submit_array(tmp_path, "0-1", 2)
     _wait_started(tmp_path / "0", 1)
     _wait_started(tmp_path / "1", 1)
     scancel([f"{job}_1"], signal="USR1", batch=True)
@@ -310,27 +315,9 @@ def test_an_array_task_with_pending_siblings_stops_its_agents_at_once(
     """Slurm refuses to signal an array task while its siblings pend ("Job can not be altered
     now"; scancel retries for ~95 s), which left the warning unanswered for a minute: the
     agents are stopped through the task's steps instead, and the task requeues at once."""
-    for task in ("0", "1", "2"):
-        (tmp_path / task).mkdir()
-    driver = [sys.executable, str(HERE / "fanout_driver.py")]
-    script = tmp_path / "array.sbatch"
-    script.write_text(
-        "\n".join(
-            [
-                "#!/bin/bash",
-                # tasks 1-2 pend while task 0 runs (with one pending task alone, Slurm keeps
-                # it in a record of its own and the signal goes through: measured)
-                "#SBATCH --array=0-2%1",
-                "#SBATCH --nodes=1",
-                "#SBATCH --requeue",
-                f"#SBATCH --output={tmp_path}/%A_%a.out",
-                "#SBATCH --open-mode=append",
-                "exec " + " ".join(driver) + f" {tmp_path}/$SLURM_ARRAY_TASK_ID preemptible",
-                "",
-            ]
-        )
-    )
-    job = sbatch(script)
+    # tasks 1-2 pend while task 0 runs (with one pending task alone, Slurm keeps it in a
+    # record of its own and the signal goes through: measured)
+    job = _submit_array(tmp_path, "0-2%1", 3)
     try:
         _stop_the_first_task(tmp_path, job)
     finally:
