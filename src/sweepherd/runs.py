@@ -12,7 +12,7 @@ renders them. It imports nothing from sweepherd.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -116,3 +116,18 @@ def metric_number(value: Any) -> float | None:
     else:
         return None
     return number if math.isfinite(number) else None
+
+
+def finite_number(value: Any) -> float | None:
+    """A logged number (not a boolean, not a numeric string) as a finite float, or None: what
+    W&B's engine counts as a value (``sweeps.run.is_number``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return metric_number(value)
+
+
+def logged_range(history: Sequence[float], last: float | None) -> tuple[float, float] | None:
+    """The lowest and highest of a metric's logged values and its summary value (``last``);
+    None when there are none."""
+    values = [*history, *(() if last is None else (last,))]
+    return (min(values), max(values)) if values else None

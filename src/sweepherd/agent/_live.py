@@ -11,12 +11,13 @@ one tiny file instead of parsing the run's logs::
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sweepherd.runs import finite_number, logged_range
 
 #: The file in a run folder where the agent publishes the run's metric while it runs.
 LIVE_FILE = "live.json"
@@ -33,8 +34,7 @@ class LiveMetric:
     @property
     def range(self) -> tuple[float, float] | None:
         """The lowest and highest value logged so far, the summary included."""
-        values = [*self.history, *(() if self.last is None else (self.last,))]
-        return (min(values), max(values)) if values else None
+        return logged_range(self.history, self.last)
 
 
 def live_document(
@@ -63,15 +63,5 @@ def read_live(path: Path, metric: str) -> LiveMetric | None:
     if not isinstance(doc, dict) or doc.get("metric") != metric:
         return LiveMetric([])
     raw = doc.get("history")
-    history = [v for v in map(_finite, raw) if v is not None] if isinstance(raw, list) else []
-    return LiveMetric(history, _finite(doc.get("last")))
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
+    numbers = map(finite_number, raw) if isinstance(raw, list) else ()
+    return LiveMetric([v for v in numbers if v is not None], finite_number(doc.get("last")))

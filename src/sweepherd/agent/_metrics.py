@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sweepherd.errors import SweepherdError
-from sweepherd.runs import metric_number
+from sweepherd.runs import finite_number, logged_range, metric_number
 
 log = logging.getLogger("sweepherd.agent")
 
@@ -168,8 +168,7 @@ class RunMetrics:
         columns = [channel.history for channel in self._channels.values()]
         key = _resolve(name, ChainMap(*columns))  # only the one key: no merged view is built
         values = max((c.get(key, []) for c in columns), key=len, default=[])
-        numbers = (x for x in values if isinstance(x, (int, float)) and not isinstance(x, bool))
-        return [v for v in (metric_number(x) for x in numbers) if v is not None]
+        return [v for v in map(finite_number, values) if v is not None]
 
     def metric_value(self, name: str) -> float | None:
         """The run's result for ``name``: its summary value, as W&B would use it."""
@@ -178,11 +177,7 @@ class RunMetrics:
     def metric_range(self, name: str) -> tuple[float, float] | None:
         """The lowest and highest value of ``name`` the run logged, its summary included (W&B's
         ``metric_extremum``: its bayes search learns from a run's best value); None if none."""
-        values = self.metric_history(name)
-        last = self.metric_value(name)
-        if last is not None:
-            values.append(last)
-        return (min(values), max(values)) if values else None
+        return logged_range(self.metric_history(name), self.metric_value(name))
 
     def plain_summary(self) -> dict[str, Any]:
         """The summary without wandb's internal keys and with JSON-safe scalar values."""

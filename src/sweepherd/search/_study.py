@@ -35,7 +35,6 @@ on an unknown scale would mislead the sampler. A non-finite metric counts as mis
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -48,7 +47,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from sweepherd.config._model import Metric, SweepConfig
-from sweepherd.runs import Run, RunState
+from sweepherd.runs import Run, RunState, finite_number
 from sweepherd.search._space import Dimension, distributions
 from sweepherd.search._warp import compress_worse_half
 
@@ -149,7 +148,7 @@ def _trial_outcome(
     if metric.impute == "worst":
         value = worst
     else:
-        value = best if metric.impute == "best" else _finite(run.metric)
+        value = best if metric.impute == "best" else finite_number(run.metric)
     return (None, None) if value is None else (TrialState.COMPLETE, value)
 
 
@@ -165,7 +164,7 @@ def _worst(metric: Metric, runs: Sequence[Run]) -> float | None:
 def _extreme(run: Run, metric: Metric, *, best: bool) -> float | None:
     """The best (or worst) value of the metric the run logged, its summary value included, as
     W&B's ``metric_extremum`` takes it; None if it logged none."""
-    logged = (_finite(x) for x in (run.metric, *(run.metric_range or ())))
+    logged = (finite_number(x) for x in (run.metric, *(run.metric_range or ())))
     values = [v for v in logged if v is not None]
     if not values:
         return None
@@ -198,12 +197,6 @@ def _metric(config: SweepConfig) -> Metric:
 
 def _direction(metric: Metric) -> StudyDirection:
     return StudyDirection.MAXIMIZE if metric.goal == "maximize" else StudyDirection.MINIMIZE
-
-
-def _finite(x: float | None) -> float | None:
-    if x is None or isinstance(x, bool) or not isinstance(x, (int, float)):
-        return None
-    return float(x) if math.isfinite(x) else None
 
 
 #: Optuna loggers whose INFO/WARNING lines are noise for a sweep: "A new study created in
