@@ -490,7 +490,7 @@ def grid_problems(params: list[Param]) -> list[Problem]:
     problems: list[Problem] = []
     for param in params:
         where = yaml_path(param.path)
-        n = _n_grid_values(param)
+        n = grid_axis_length(param)
         if n is not None and n > MAX_GRID_AXIS:
             problems.append(
                 Problem(
@@ -521,8 +521,9 @@ def grid_problems(params: list[Param]) -> list[Problem]:
     return problems
 
 
-def _n_grid_values(param: Param) -> int | None:
-    """How many values an int_uniform or q_uniform grid parameter expands to (else None)."""
+def grid_axis_length(param: Param) -> int | None:
+    """How many values an int_uniform or q_uniform grid parameter expands to, as W&B lists
+    them (``q_uniform``: ``numpy.arange(min, max, q)``, max excluded); None for others."""
     low, high = param.min, param.max
     if low is None or high is None:
         return None

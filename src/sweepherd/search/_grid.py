@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from sweepherd.config._model import GRID_DISTRIBUTIONS, Param, SweepConfig
+from sweepherd.config._parameters import grid_axis_length
 from sweepherd.errors import ConfigError
 from sweepherd.runs import Run
 from sweepherd.search._sampling import require
@@ -101,12 +101,8 @@ def grid_size(config: SweepConfig) -> int:
     distinct values (a value written twice is one point), without listing long ranges."""
     size = 1
     for param in _grid_params(config):
-        if param.distribution == "int_uniform":
-            n = int(require(param, "max")) - int(require(param, "min")) + 1
-        elif param.distribution == "q_uniform":
-            low, high, q = require(param, "min"), require(param, "max"), require(param, "q")
-            n = math.ceil((high - low) / q)  # numpy.arange's length: max excluded
-        else:
+        n = grid_axis_length(param)
+        if n is None:  # categorical
             n = len({value_key(v) for v in param.values or ()})
         size *= max(0, n)
     return size
