@@ -28,6 +28,11 @@ class Progress:
     n_given_up: int = 0  # lost too often to be run again (see sweepherd.runs.MAX_LOSSES)
 
     @property
+    def n_settled(self) -> int:
+        """Runs that will not run again: done, or lost too often."""
+        return self.n_done + self.n_given_up
+
+    @property
     def fraction(self) -> float | None:
         if not self.expected:
             return None
@@ -147,7 +152,7 @@ def sweep_state(config: SweepConfig, runs: Sequence[Run], cancelled: bool) -> st
 
     if done_reason(config, runs) is not None:
         return "done"
-    if prog.expected is not None and prog.n_done + prog.n_given_up >= prog.expected:
+    if prog.expected is not None and prog.n_settled >= prog.expected:
         return "done"
     return "paused"
 
@@ -178,7 +183,7 @@ def eta_s(prog: Progress, runs_per_min: float | None) -> float | None:
     """Seconds until the expected number of runs is done at ``runs_per_min``; None if unknown."""
     if prog.expected is None:
         return None
-    left = prog.expected - prog.n_done - prog.n_given_up
+    left = prog.expected - prog.n_settled
     if left <= 0:
         return 0.0
     if not runs_per_min:
