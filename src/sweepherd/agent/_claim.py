@@ -210,7 +210,7 @@ def _live_ranges(
 
 
 def _with_range(run: Run, ranges: dict[str, tuple[float, float]]) -> Run:
-    found = ranges.get(run.id) if run.state is RunState.RUNNING else None
+    found = ranges.get(run.id)
     return run if found is None else dataclasses.replace(run, metric_range=found)
 
 
