@@ -106,14 +106,42 @@ def test_a_tab_indent_is_a_yaml_error_with_its_line(tmp_path: Path) -> None:
         load_config(path)
 
 
-def test_a_key_written_twice_in_yaml_is_an_error_with_its_line(tmp_path: Path) -> None:
-    text = "method: grid\nparameters:\n  lr: {values: [1]}\n  bs: {values: [2]}\n  lr: {value: 3}\n"
+def test_every_key_written_twice_in_yaml_is_listed_with_its_path_beside_other_problems(
+    tmp_path: Path,
+) -> None:
+    text = """\
+method: grdi
+parameters:
+  lr: {values: [1]}
+  bs: {values: [2]}
+  opt:
+    parameters:
+      m: {value: 1}
+      m: {value: 2}
+      m: {value: 3}
+  lr: {value: 3}
+metric: {name: a, goal: minimize, goal: maximize}
+"""
     path = _write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert str(caught.value) == (
-        f"{path}: line 5, column 3: the key 'lr' appears twice. Remove one of them."
-    )
+    assert caught.value.message == f"{path} is not a valid sweep config (4 problems):"
+    assert caught.value.violations == [
+        "metric.goal: the key is written twice in one mapping (line 11 column 19 and line 11 "
+        "column 35); keep one: the last silently wins",
+        "parameters.lr: the key is written twice in one mapping (lines 3 and 10); "
+        "keep one: the last silently wins",
+        "parameters.opt.parameters.m: the key is written 3 times in one mapping (lines 7, 8 "
+        "and 9); keep one: the last silently wins",
+        "method: 'grdi' is not a search method; use grid, random or bayes (did you mean grid?)",
+    ]
+
+
+def test_a_mapping_used_twice_through_an_alias_is_reported_once(tmp_path: Path) -> None:
+    text = "method: grid\nparameters:\n  a: &p {values: [1], values: [2]}\n  b: *p\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, text))
+    assert [v.split(":")[0] for v in caught.value.violations] == ["parameters.a.values"]
 
 
 def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
@@ -123,10 +151,17 @@ def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
     assert config.param("c").max == 2.0
 
 
-def test_a_key_written_twice_in_json_is_an_error(tmp_path: Path) -> None:
-    path = _write(tmp_path, '{"method": "grid", "method": "random", "parameters": {}}', "s.json")
-    with pytest.raises(ConfigError, match="the key 'method' appears twice"):
-        load_config(path)
+def test_every_key_written_twice_in_json_is_listed_with_its_path(tmp_path: Path) -> None:
+    text = (
+        '{"method": "grid", "method": "grid", "parameters": {"a": {"values": [1], "values": [2]}}}'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, text, "s.json"))
+    assert caught.value.violations == [
+        "method: the key is written twice in one mapping; keep one: the last silently wins",
+        "parameters.a.values: the key is written twice in one mapping; keep one: the last "
+        "silently wins",
+    ]
 
 
 @pytest.mark.parametrize(

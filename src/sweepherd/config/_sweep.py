@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sweepherd.config._model import Metric, SweepConfig
@@ -273,11 +273,17 @@ def header(source: str | None, problems: list[Problem]) -> str:
     return f"{source} is not a valid sweep config ({counted}):"
 
 
-def build_config(raw: object, source: str | None, text: str | None = None) -> SweepConfig:
-    """:func:`check`, raising :class:`ConfigError` with every problem when there is any."""
-    config, problems = check(raw)
-    if config is None:
-        raise ConfigError(header(source, problems), violations=[str(p) for p in problems])
+def build_config(
+    raw: object, source: str | None, text: str | None = None, problems: Sequence[Problem] = ()
+) -> SweepConfig:
+    """:func:`check`, raising :class:`ConfigError` with every problem when there is any.
+
+    ``problems`` were found before (while reading the file) and are reported first.
+    """
+    config, found = check(raw)
+    every = [*problems, *found]
+    if config is None or every:
+        raise ConfigError(header(source, every), violations=[str(p) for p in every])
     return config if text is None else dataclasses.replace(config, text=text)
 
 
