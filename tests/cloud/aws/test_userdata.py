@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from sweepherd.cloud.aws import (
     publish_munge_key,
     render_slurm_conf,
 )
-from sweepherd.cloud.aws._userdata import _SYNC_USERS_SH
+from sweepherd.cloud.aws._userdata import _SYNC_USERS_SH, IMDS_GUARD, imds_guard_script
 from sweepherd.errors import CloudError
 
 from .conftest import raw_config
@@ -152,3 +153,67 @@ def test_publishing_a_missing_or_short_key_fails_clearly(
     short.write_bytes(b"abc")
     with pytest.raises(CloudError, match="too short"):
         publish_munge_key(config, session, key_path=short)
+
+
+def test_the_boot_scripts_guard_the_metadata_service(config: ClusterConfig) -> None:
+    head = heredocs(joined(head_node_script(config)))
+    node = heredocs(compute_node_script(config, config.partitions[0], "cpu-1", "10.0.0.5"))
+    assert head[IMDS_GUARD] == imds_guard_script(("root", "slurm"))
+    assert node[IMDS_GUARD] == imds_guard_script(("root",))
+    for files in (head, node):
+        unit = files["/etc/systemd/system/sweepherd-imds-guard.service"]
+        assert f"ExecStart={IMDS_GUARD}" in unit and "Before=slurmd.service" in unit
+    script = compute_node_script(config, config.partitions[0], "cpu-1", "10.0.0.5")
+    # in place before slurmd can start a job
+    assert script.index("enable --now sweepherd-imds-guard") < script.index("restart slurmd")
+
+
+_IMDS_PROBE = """\
+set -eu
+ip link set lo up
+ip addr add 169.254.169.254/32 dev lo
+"$PYTHON" -m http.server --bind 169.254.169.254 80 --directory "$WWW" >/dev/null 2>&1 &
+for _ in $(seq 100); do curl -sf http://169.254.169.254/token >/dev/null && break; sleep 0.05; done
+sh "$GUARD"
+sh "$GUARD"  # at every boot: the rules are rebuilt, not added again
+# curl's exit status as user $1: 0 answered, 7 refused. From 127.0.0.1: the metadata address is
+# this namespace's own here, and the refusal's reset must not be addressed to it.
+reach() {
+    rc=0
+    setpriv --reuid="$1" --regid="$(id -g "$1")" --clear-groups \\
+        curl -s -m 3 -o /dev/null --interface 127.0.0.1 http://169.254.169.254/token || rc=$?
+    echo "$1 $rc"
+}
+reach root; reach daemon; reach nobody
+iptables -S | grep -c 169.254.169.254 | sed 's/^/jumps /'
+kill $!
+"""
+
+
+def test_only_the_allowed_accounts_reach_the_metadata_service(tmp_path: Path) -> None:
+    """The guard's real iptables rules, in a network namespace of the test's own, where a tiny
+    web server stands at the metadata service's address: root and the allowed account get an
+    answer, any other user's connection is refused."""
+    missing = [t for t in ("iptables", "unshare", "setpriv", "curl", "ip") if not shutil.which(t)]
+    if os.geteuid() != 0 or missing:
+        reason = f"needs root and {', '.join(missing) or 'nothing else'}"
+        if os.environ.get("CI"):
+            pytest.fail(f"the metadata guard test cannot run in CI: {reason}", pytrace=False)
+        pytest.skip(reason)
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "token").write_text("secret")
+    guard = tmp_path / "guard.sh"
+    guard.write_text(imds_guard_script(("root", "daemon")))
+    tmp_path.chmod(0o755)
+    env = {**os.environ, "PYTHON": sys.executable, "WWW": str(www), "GUARD": str(guard)}
+    done = subprocess.run(
+        ["unshare", "--net", "sh", "-c", _IMDS_PROBE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["root 0", "daemon 0", "nobody 7", "jumps 1"]

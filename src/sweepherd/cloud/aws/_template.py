@@ -227,7 +227,12 @@ def _launch_templates(config: ClusterConfig) -> Json:
                         "Arn": {"Fn::GetAtt": ["ComputeInstanceProfile", "Arn"]}
                     },
                     "SecurityGroupIds": [{"Fn::GetAtt": ["ClusterSecurityGroup", "GroupId"]}],
-                    "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+                    # IMDSv2 only, one hop: a container on the node gets no token.
+                    "MetadataOptions": {
+                        "HttpTokens": "required",
+                        "HttpEndpoint": "enabled",
+                        "HttpPutResponseHopLimit": 1,
+                    },
                     "BlockDeviceMappings": [_root_volume(config)],
                     "TagSpecifications": [
                         {"ResourceType": "instance", "Tags": tags},

@@ -12,6 +12,7 @@ would clash with it.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from typing import Any
 
 from sweepherd.cloud.aws._config import (
@@ -71,6 +72,54 @@ done < {USERS_FILE}
 """
 
 
+#: The instance metadata service. It hands the instance role's credentials to any process that
+#: asks, so a user's job could read the munge key with the compute role (and forge root on every
+#: node), or start instances with the head node's role. Only the accounts that need it may reach
+#: it: root (boot, cloud-init, the SSM agent) and, on the head node, the Slurm user that runs
+#: the power-saving programs. (Its IPv6 address is off unless the launch template enables it.)
+IMDS_ADDR = "169.254.169.254"
+IMDS_GUARD = "/usr/local/sbin/sweepherd-imds-guard"
+_IMDS_CHAIN = "SWEEPHERD-IMDS"
+_IMDS_UNIT = "sweepherd-imds-guard.service"
+
+
+def imds_guard_script(users: Sequence[str]) -> str:
+    """A shell script letting only ``users`` reach the metadata service (iptables' owner match
+    on locally made packets); run again, it rebuilds its rules rather than adding more."""
+    chain, dest = _IMDS_CHAIN, f"-d {IMDS_ADDR}/32"
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# Only {', '.join(users)} may reach the instance metadata service (sweepherd).",
+            "set -e",
+            f"iptables -w -N {chain} 2>/dev/null || iptables -w -F {chain}",
+            f"iptables -w -C OUTPUT {dest} -j {chain} 2>/dev/null || "
+            f"iptables -w -I OUTPUT 1 {dest} -j {chain}",
+            *(f"iptables -w -A {chain} -m owner --uid-owner {u} -j RETURN" for u in users),
+            f"iptables -w -A {chain} -p tcp -j REJECT --reject-with tcp-reset",
+            f"iptables -w -A {chain} -j REJECT",
+            "",
+        ]
+    )
+
+
+def _imds_guard_lines(users: Sequence[str]) -> list[str]:
+    """Boot-script lines installing the guard as a unit that runs at every boot, then now."""
+    unit = (
+        "[Unit]\nDescription=Keep the instance role's credentials from users' jobs (sweepherd)\n"
+        "Before=slurmd.service slurmctld.service\n\n"
+        f"[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart={IMDS_GUARD}\n\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    )
+    return [
+        *_heredoc(IMDS_GUARD, imds_guard_script(users)),
+        f"chmod 0755 {IMDS_GUARD}\n",
+        *_heredoc(f"/etc/systemd/system/{_IMDS_UNIT}", unit),
+        "systemctl daemon-reload\n",
+        f"systemctl enable --now {_IMDS_UNIT}\n",
+    ]
+
+
 def head_node_script(config: ClusterConfig) -> list[str | dict[str, Any]]:
     """The head node's UserData, as ``Fn::Join`` parts."""
     slurm_conf = render_slurm_conf(config)
@@ -114,7 +163,9 @@ def head_node_script(config: ClusterConfig) -> list[str | dict[str, Any]]:
         f'echo "$HEAD_ADDR {head}" >> /etc/hosts\n',
         "apt-get update -q\n",
         "apt-get install -y -q slurmctld slurm-client munge nfs-kernel-server python3-venv "
-        "python3-boto3\n",
+        "python3-boto3 iptables\n",
+        "\n# The instance role's credentials: root and Slurm's power saving only, never users.\n",
+        *_imds_guard_lines(("root", "slurm")),
         "# Tell CloudFormation whether the setup worked: `deploy` waits for this signal.\n",
         "signal() { python3 -c "
         + shlex.quote(_SIGNAL_PY)
@@ -191,7 +242,9 @@ def compute_node_script(
         f"hostnamectl set-hostname {q_node}",
         f'echo "{head_addr} {config.head_hostname}" >> /etc/hosts',
         "apt-get update -q",
-        "apt-get install -y -q slurmd munge nfs-common python3-boto3",
+        "apt-get install -y -q slurmd munge nfs-common python3-boto3 iptables",
+        "# The instance role's credentials (it reads the munge key): root only, never jobs.",
+        *(line.rstrip("\n") for line in _imds_guard_lines(("root",))),
         f"mkdir -p {SHARED_MOUNT}",
         f'echo "{head_addr}:{SHARED_MOUNT} {SHARED_MOUNT} nfs4 defaults,_netdev,nofail 0 0"'
         " >> /etc/fstab",
