@@ -287,3 +287,39 @@ def test_status_shows_a_pending_job_before_any_run_exists(
     out = capsys.readouterr().out
     assert "no runs yet" in out
     assert "slurm jobs" in out and "PENDING" in out and "BeginTime" in out
+
+
+@pytest.mark.slurm
+def test_cpus_per_gpu_passed_through_replaces_the_automatic_cpus_per_task(
+    slurm_cluster: object,
+    config: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+) -> None:
+    """sbatch refuses --cpus-per-gpu beside --cpus-per-task ("mutually exclusive"), so the one
+    CPU per trial that submit asks for by default gives way to the user's own."""
+    root = tmp_path / "sweeps"
+    scancel_at_end(request, root)
+    argv = ["submit", str(config), "--dir", str(root), "--gpus-per-node", "2"]
+    argv += ["--sbatch-arg=--cpus-per-gpu=1", "--agent-args", FAST_AGENT]
+    assert main(argv) == 0
+    [job] = re.findall(r"^Submitted Slurm job (\d+)", capsys.readouterr().out, re.M)
+    [store] = sweeps_under(root)
+    script = (store.path / "slurm" / "submit.sbatch").read_text()
+    assert "--cpus-per-gpu=1" in script and "--cpus-per-task" not in script
+    [state] = poll(
+        lambda: [s for s in squeue_jobs([job]) if s.is_terminal], 120, f"job {job} to end"
+    )
+    assert (state.state, state.exit_code) == ("COMPLETED", 0)
+    assert sorted(r.params["x"] for r in runs(store).values()) == [1, 2]
+
+
+def test_cpus_per_task_beside_cpus_per_gpu_is_refused_naming_both(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["submit", str(config), "--dir", str(tmp_path / "s"), "--gpus-per-node", "2"]
+    argv += ["--cpus-per-task", "4", "--sbatch-arg=--cpus-per-gpu=1", "--dry-run"]
+    assert main(argv) == ExitStatus.CONFIG
+    err = capsys.readouterr().err
+    assert "either --cpus-per-task or --cpus-per-gpu, not both" in err

@@ -148,7 +148,13 @@ class SbatchOptions:
         the agent one CPU for all of them); None leaves it to Slurm."""
         if self.cpus_per_task is not None:
             return self.cpus_per_task
+        if self._passes("--cpus-per-gpu"):  # sbatch refuses it beside --cpus-per-task
+            return None
         return self.trials_per_node if self.trials_per_node > 1 else None
+
+    def _passes(self, name: str) -> bool:
+        """Whether ``--sbatch-arg`` gives the sbatch option ``name``."""
+        return any(isinstance(a, str) and a.partition("=")[0] == name for a in self.sbatch_args)
 
     @property
     def time_limit_s(self) -> int | None:
@@ -176,6 +182,11 @@ class SbatchOptions:
             problems.append(
                 f"signal_grace_s: Slurm allows at most {MAX_SIGNAL_GRACE_S}, "
                 f"got {self.signal_grace_s}"
+            )
+        if self.cpus_per_task is not None and self._passes("--cpus-per-gpu"):
+            problems.append(
+                "cpus_per_task: Slurm takes either --cpus-per-task or --cpus-per-gpu, not both; "
+                "drop one of them"
             )
         if self.slots is not None and self.gpus_per_node:
             problems.append(
