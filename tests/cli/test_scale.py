@@ -212,3 +212,27 @@ def test_an_array_of_agents_joins_a_running_sweep_and_takes_runs(
     assert jobs[f"{array}_1"].recorded_as == array
     outputs = {p.name for p in (store.path / "slurm").iterdir()}
     assert {f"{array}_0.out", f"{array}_1.out", f"{submit_job}.out"} <= outputs
+
+
+@pytest.mark.parametrize(
+    ("submitted", "flags", "expected", "absent"),
+    [
+        ({"slots": 4}, ["--gpus-per-node", "2"], ["--gres=gpu:2", "--gpus auto"], "--slots"),
+        ({"gpus_per_node": 2}, ["--slots", "3"], ["--slots 3", "--cpus-per-task=3"], "--gres"),
+    ],
+)
+def test_scaling_onto_other_nodes_replaces_the_recorded_slots_or_gpus(
+    store: SweepStore,
+    capsys: pytest.CaptureFixture[str],
+    submitted: dict[str, int],
+    flags: list[str],
+    expected: list[str],
+    absent: str,
+) -> None:
+    """A CPU sweep given GPU nodes (or the other way round): the recorded kind of slot does not
+    apply to the new nodes, so it is not kept beside the new one (which was refused)."""
+    record_submit(store, "41", nodes=2, **submitted)
+    assert main(["scale", str(store.path), "--nodes", "2", *flags, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert all(e in out for e in expected), out
+    assert absent not in out

@@ -147,7 +147,8 @@ class SlurmLauncher:
         Overrides of ``None`` keep the recorded value. A sweep never submitted to Slurm
         (created by ``sweepherd run``) starts from the defaults. Of the recorded
         ``sbatch_args``, those that shape the submit job's set of nodes (``--nodelist``...) are
-        not repeated: each element of a scale array is one node.
+        not repeated: each element of a scale array is one node. ``gpus_per_node`` replaces
+        recorded ``slots``, and ``slots`` recorded GPUs.
         """
         recorded = self.submitted_options(self.store.snapshot())
         args = recorded.get("sbatch_args")
@@ -159,6 +160,12 @@ class SlurmLauncher:
                     " ".join(str(a) for a in args if a not in kept),
                 )
             recorded = {**recorded, "sbatch_args": kept}
+        # A node runs GPU slots or CPU slots: asking for one replaces what was recorded of the
+        # other (a CPU sweep scaled onto GPU nodes, or back).
+        if overrides.get("gpus_per_node"):
+            recorded = {k: v for k, v in recorded.items() if k != "slots"}
+        if overrides.get("slots") is not None:
+            recorded = {**recorded, "gpus_per_node": 0}
         return SbatchOptions.from_record(
             self.store.path.resolve(), recorded, **{**overrides, "nodes": 1}
         )
