@@ -164,6 +164,33 @@ def test_deploy_without_credentials_creates_nothing(
     assert config.name == "demo"
 
 
+@pytest.mark.parametrize("broken", ["partial keys", "failing credential_process"])
+def test_unreadable_credentials_are_one_line_saying_what_to_check(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_credentials: None,
+    broken: str,
+) -> None:
+    """botocore raises these while looking for credentials, before any request is sent."""
+    config_path = tmp_path / "cluster.yaml"
+    run(capsys, *init_args(config_path, "ami-0123456789abcdef0"))
+    if broken == "partial keys":
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        reason = "missing: AWS_SECRET_ACCESS_KEY"
+    else:
+        aws_config = tmp_path / "aws-config"
+        aws_config.write_text("[default]\ncredential_process = /bin/false\n")
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(aws_config))
+        reason = "Error when retrieving credentials from custom-process"
+    for command in ("vpc", "deploy", "status"):
+        status, _, err = run(capsys, command, "--config", str(config_path))
+        assert status == ExitStatus.CLOUD, err
+        [line] = [x for x in err.splitlines() if x.strip()]
+        assert line.startswith("error: ") and reason in line, line
+        assert "aws sts get-caller-identity" in line and "Traceback" not in err
+
+
 def test_without_boto3_the_error_says_how_to_install_it(tmp_path: Path) -> None:
     """In a fresh interpreter where boto3 cannot be imported (as without the aws extra)."""
     config_path = tmp_path / "cluster.yaml"

@@ -89,9 +89,10 @@ class AwsSession:
             from botocore.config import Config
 
             config = Config(retries={"max_attempts": 8, "mode": "standard"})
-            self._clients[service] = self._session.client(
-                service, endpoint_url=self.endpoint_url, config=config
-            )
+            with aws_errors(f"opening an AWS {service} client"):  # reads the credentials
+                self._clients[service] = self._session.client(
+                    service, endpoint_url=self.endpoint_url, config=config
+                )
         return self._clients[service]
 
     def require_credentials(self) -> str:
@@ -99,7 +100,9 @@ class AwsSession:
 
         Raises :class:`CloudError` before anything is created when they are missing.
         """
-        if self._session.get_credentials() is None:
+        with aws_errors("reading your AWS credentials"):
+            credentials = self._session.get_credentials()
+        if credentials is None:
             raise CloudError(
                 "no AWS credentials found; nothing was created.",
                 hint="Run `aws configure` (or `aws sso login`), or set AWS_PROFILE or "
@@ -121,20 +124,34 @@ def error_code(exc: BaseException | None) -> str:
 @contextmanager
 def aws_errors(action: str) -> Iterator[None]:
     """Turn botocore's exceptions raised inside the block into :class:`CloudError`."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    from botocore import exceptions as e
 
     try:
         yield
-    except NoCredentialsError:
+    except e.NoCredentialsError:
         raise CloudError(
             f"{action} failed: no AWS credentials found.",
             hint="Run `aws configure` (or `aws sso login`), or set AWS_PROFILE.",
         ) from None
-    except ClientError as exc:
+    except (
+        e.PartialCredentialsError,
+        e.CredentialRetrievalError,
+        e.TokenRetrievalError,
+        e.SSOError,
+        e.ProfileNotFound,
+        e.InvalidConfigError,
+        e.RefreshWithMFAUnsupportedError,
+    ) as exc:
+        raise CloudError(
+            f"{action} failed: {exc}",
+            hint="Check them with `aws sts get-caller-identity` (set both AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or a working profile; `aws sso login` if it uses SSO).",
+        ) from None
+    except e.ClientError as exc:
         code = error_code(exc)
         message = exc.response.get("Error", {}).get("Message", str(exc))
         raise CloudError(f"{action} failed: {code}: {message}", hint=_HINTS.get(code)) from exc
-    except BotoCoreError as exc:
+    except e.BotoCoreError as exc:
         raise CloudError(
             f"{action} failed: {exc}",
             hint="Check your network connection and the region name.",
