@@ -17,9 +17,10 @@ from sweepherd.cloud.aws import (
     destroy,
     parse_cluster_config,
     status,
+    template_json,
 )
 from sweepherd.cloud.aws._fleet import launch_node
-from sweepherd.cloud.aws._stack import stack_outputs
+from sweepherd.cloud.aws._stack import MAX_TEMPLATE_BYTES, stack_outputs
 from sweepherd.errors import CloudError
 
 from .conftest import aws_resources, raw_config
@@ -166,6 +167,26 @@ def test_bad_settings_are_caught_before_anything_is_created(
     with pytest.raises(CloudError, match=message):
         deploy(replace(networked, **change), session, poll_s=0.1)
     assert _created(session, before) == {}
+
+
+def test_a_template_over_the_inline_limit_only_when_indented_is_sent_compact(
+    networked: ClusterConfig, session: AwsSession, image_id: str
+) -> None:
+    """Sixteen partitions: 60 KB indented, over CloudFormation's 51,200 bytes; 42 KB sent."""
+    parts = [
+        {"name": f"p{i}", "instance_type": "c6i.large", "max_nodes": 2, "image": image_id}
+        for i in range(16)
+    ]
+    config = parse_cluster_config(raw_config(image_id, partitions=parts)).with_network(
+        networked.vpc_id, networked.subnet_ids
+    )
+    assert len(template_json(config).encode()) > MAX_TEMPLATE_BYTES
+    outputs = deploy(config, session, poll_s=0.1)
+    assert outputs["LaunchTemplateP15"].startswith("lt-")
+    sent = session.client("cloudformation").get_template(StackName=config.stack_name)
+    body = sent["TemplateBody"]
+    text = body if isinstance(body, str) else json.dumps(body)
+    assert json.loads(text) == json.loads(template_json(config))
 
 
 def test_missing_credentials_create_nothing(

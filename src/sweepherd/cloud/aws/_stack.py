@@ -146,7 +146,7 @@ def deploy(
 ) -> dict[str, str]:
     """Create the cluster's stack, or update it if it is already this cluster's; return outputs."""
     session.require_credentials()
-    body = template_json(config)
+    body = template_json(config, compact=True)
     if len(body.encode()) > MAX_TEMPLATE_BYTES:
         raise CloudError(
             f"the template is {len(body.encode())} bytes, over CloudFormation's inline limit "

@@ -53,8 +53,11 @@ def build_template(config: ClusterConfig) -> Json:
     }
 
 
-def template_json(config: ClusterConfig) -> str:
-    """The template as JSON text."""
+def template_json(config: ClusterConfig, *, compact: bool = False) -> str:
+    """The template as JSON text: indented to be read, or ``compact`` to be sent (CloudFormation
+    takes at most 51,200 bytes inline, and the indentation alone is a third of that)."""
+    if compact:
+        return json.dumps(build_template(config), separators=(",", ":"))
     return json.dumps(build_template(config), indent=1, sort_keys=False) + "\n"
 
 
