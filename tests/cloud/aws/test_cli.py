@@ -135,6 +135,20 @@ def test_init_does_not_overwrite(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert config_path.read_text() == before
 
 
+def test_validate_blames_a_type_the_region_lacks_on_the_config(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config_path = tmp_path / "cluster.yaml"
+    args = init_args(config_path, "ami-0123456789abcdef0")
+    args[args.index("--region") + 1] = "ap-southeast-2"
+    run(capsys, *args, "--partition", "new:c7a.large:1")
+    status, out, err = run(capsys, "validate", "--config", str(config_path))
+    assert status == ExitStatus.CLOUD
+    assert "partition new: instance type 'c7a.large' is not offered in ap-southeast-2" in out
+    assert len(out) < 2000  # not cfn-lint's list of every type in the region
+    assert "Choose instance types the region offers" in err and "report" not in err
+
+
 def test_list_gpu_types(capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = run(capsys, "init", "--list-gpu-types")
     assert status == 0 and "p5.48xlarge" in err and "h100" in err

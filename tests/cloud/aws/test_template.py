@@ -13,6 +13,7 @@ import pytest
 from sweepherd.cloud.aws import (
     ClusterConfig,
     build_template,
+    lint_cluster,
     lint_template,
     parse_cluster_config,
     template_json,
@@ -86,6 +87,24 @@ def test_cfn_lint_knows_which_types_a_region_offers() -> None:
                                              "max_nodes": 1}], "default")  # fmt: skip
     errors = [f for f in lint_template(template_json(config), ["ap-southeast-2"]) if f.is_error]
     assert [(f.rule, "'c7a.large' is not one of" in f.message) for f in errors] == [("E3628", True)]
+
+
+def test_a_type_the_region_lacks_is_blamed_on_the_config_in_a_few_words() -> None:
+    """cfn-lint's own message lists every type of the region (22 KB in us-east-1)."""
+    parts = [
+        {"name": "cpu", "instance_type": "c7a.large", "max_nodes": 1},
+        {"name": "more", "instance_type": "c7a.large", "max_nodes": 1},
+    ]
+    config = make_config("ap-southeast-2", parts, "default")
+    [error] = [f for f in lint_cluster(config) if f.is_error]
+    assert error.rule == "E3628" and error.is_config_choice
+    head, _, near = error.message.partition("; of its kind it has ")
+    assert head == (
+        "partition cpu and partition more: instance type 'c7a.large' is not offered in "
+        "ap-southeast-2"
+    )
+    assert near and all(t.startswith("c") for t in near.split(", "))  # c5.large, c6i...
+    assert len(near.split(", ")) <= 6
 
 
 def test_cfn_lint_does_report_errors() -> None:
