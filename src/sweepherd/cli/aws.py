@@ -265,6 +265,9 @@ def vpc(
     if delete:
         gone = delete_network(session, config.name)
         click.echo(f"deleted {gone.vpc_id}" if gone else "the cluster has no network")
+        if gone is not None and config.vpc_id == gone.vpc_id:  # not a VPC of the user's own
+            write_cluster_config(config.with_network("", ()), config_path)
+            click.echo(f"removed it from {config_path}; `sweepherd aws vpc` makes a new one")
         return
     network = create_network(session, config.name, cidr=cidr, on_step=click.echo)
     write_cluster_config(config.with_network(network.vpc_id, network.subnet_ids), config_path)

@@ -104,6 +104,9 @@ def test_from_zero_to_a_cluster_and_back_to_nothing(
     status, out, err = run(capsys, "vpc", "--config", str(config_path), "--delete")
     assert status == 0, err
     assert nothing(aws_resources(session))
+    # the deleted network is no longer in the config, so deploy cannot aim at it
+    gone = load_cluster_config(config_path)
+    assert (gone.vpc_id, gone.subnet_ids) == ("", ())
 
 
 @pytest.mark.parametrize(
