@@ -312,7 +312,8 @@ def validate(config_path: Path) -> None:
 def deploy(
     config_path: Path, profile: str | None, endpoint_url: str | None, timeout_s: float
 ) -> None:
-    """Create (or update) the cluster's stack and wait until the head node is up."""
+    """Create the cluster's stack and wait until the head node is up (refuses a change to a
+    deployed head node's setup, which AWS would not apply)."""
     from sweepherd.cloud.aws import deploy as deploy_stack
     from sweepherd.cloud.aws import lint_cluster, load_cluster_config
 

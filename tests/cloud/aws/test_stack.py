@@ -54,6 +54,18 @@ def test_deploy_status_destroy(networked: ClusterConfig, session: AwsSession) ->
 
     # deploying again is an update with nothing to do
     assert deploy(config, session, poll_s=0.1) == outputs
+    # a changed head node setup is refused, not "updated" into a restart that applies nothing
+    cfn = session.client("cloudformation")
+    before = cfn.get_template(StackName=config.stack_name)["TemplateBody"]
+    state_before = status(config, session).stack_status
+    grown = replace(
+        config, partitions=(replace(config.partitions[0], max_nodes=5), *config.partitions[1:])
+    )
+    with pytest.raises(CloudError, match="changes its head node's setup") as refused:
+        deploy(grown, session, poll_s=0.1)
+    assert "Nothing was changed" in str(refused.value) and "destroy" in str(refused.value)
+    assert cfn.get_template(StackName=config.stack_name)["TemplateBody"] == before
+    assert status(config, session).stack_status == state_before
 
     # compute instances the cluster started (as the resume program does) and a straggler
     for node, partition in (("cpu-1", config.partitions[0]), ("gpu-1", config.partitions[1])):

@@ -9,6 +9,7 @@ stack and the munge-key parameter, and finally checks that no instance of the cl
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -156,6 +157,7 @@ def deploy(
     existing = _describe(session, config.stack_name)
     if existing is not None:
         _check_ours(existing, config)
+        _check_head_unchanged(session, config, body)
         if existing["StackStatus"] in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED"):
             raise CloudError(
                 f"the stack {config.stack_name} is {existing['StackStatus']} (a failed deploy "
@@ -314,6 +316,38 @@ def _check_ours(stack: dict[str, Any], config: ClusterConfig) -> None:
         raise CloudError(
             f"the stack {config.stack_name} is busy ({stack['StackStatus']}).",
             hint="Wait for it (`sweepherd aws status`) and try again.",
+        )
+
+
+def _check_head_unchanged(session: AwsSession, config: ClusterConfig, body: str) -> None:
+    """Refuse an update that changes the head node's boot script.
+
+    The head node's setup (slurm.conf with the partitions, the cluster config, the power-saving
+    programs) is its UserData, which the instance runs at its first boot only. CloudFormation
+    applies a new UserData by stopping and starting the instance: the head node gets a new
+    public address and runs nothing, yet the update reports success.
+    """
+    with aws_errors(f"reading the template of the stack {config.stack_name}"):
+        deployed = session.client("cloudformation").get_template(
+            StackName=config.stack_name, TemplateStage="Original"
+        )["TemplateBody"]
+    if isinstance(deployed, str):
+        deployed = json.loads(deployed)
+
+    def head_user_data(template: dict[str, Any]) -> Any:
+        return (
+            template.get("Resources", {}).get("HeadNode", {}).get("Properties", {}).get("UserData")
+        )
+
+    if head_user_data(deployed) != head_user_data(json.loads(body)):
+        raise CloudError(
+            f"the stack {config.stack_name} exists, and this config changes its head node's "
+            "setup (its Slurm partitions, nodes or settings), which the head node runs at its "
+            "first boot only: an update would restart it with a new address and apply nothing. "
+            "Nothing was changed.",
+            hint="To apply the change, copy your results off /shared, run `sweepherd aws "
+            "destroy`, then deploy again. To keep the cluster, restore the config it was "
+            "deployed with (the head node keeps it in /etc/sweepherd/cluster.yaml).",
         )
 
 
