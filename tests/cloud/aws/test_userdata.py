@@ -80,7 +80,7 @@ def test_the_compute_node_script_parses_and_joins_the_controller(
     bash_parses(script, tmp_path)
     assert 'SLURMD_OPTIONS="-N gpu-1 --conf-server 10.0.0.5"' in script
     assert "10.0.0.5:/shared /shared nfs4" in script
-    assert "apt-get install -y -q slurmd munge nfs-common" in script
+    assert "install -y -q slurmd munge nfs-common" in script
     assert len(script) < 16 * 1024
 
 
@@ -217,3 +217,14 @@ def test_only_the_allowed_accounts_reach_the_metadata_service(tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["root 0", "daemon 0", "nobody 7", "jumps 1"]
+
+
+def test_every_apt_get_waits_for_the_lock_ubuntus_first_boot_jobs_hold(
+    config: ClusterConfig,
+) -> None:
+    head = joined(head_node_script(config))
+    node = compute_node_script(config, config.partitions[0], "cpu-1", "10.0.0.5")
+    for script in (head, node):
+        calls = re.findall(r"^apt-get .*$", script, re.M)
+        assert len(calls) == 2
+        assert all("-o DPkg::Lock::Timeout=900" in c for c in calls), calls

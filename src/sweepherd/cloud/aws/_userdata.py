@@ -34,6 +34,11 @@ USERS_FILE = f"{SHARED_MOUNT}/sweepherd/users"
 HOMES_DIR = f"{SHARED_MOUNT}/home"
 POWER_LOG = "/var/log/sweepherd/power.log"
 _SWEEPHERD = "/opt/sweepherd/bin/sweepherd"
+#: apt-get as the boot scripts run it. At first boot Ubuntu's own apt jobs (unattended
+#: upgrades) often hold dpkg's lock, and a plain apt-get fails at once: before the head node's
+#: failure signal is set up, so deploy would wait its whole timeout. This one waits for the
+#: lock, and retries downloads.
+_APT = "apt-get -o DPkg::Lock::Timeout=900 -o Acquire::Retries=5"
 
 #: Python run on a compute node to write the munge key from the SSM SecureString parameter.
 #: Arguments: region, parameter name, output file. Prints nothing (the key is a secret).
@@ -161,8 +166,8 @@ def head_node_script(config: ClusterConfig) -> list[str | dict[str, Any]]:
         'INSTANCE_ID=$(curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" '
         "http://169.254.169.254/latest/meta-data/instance-id)\n",
         f'echo "$HEAD_ADDR {head}" >> /etc/hosts\n',
-        "apt-get update -q\n",
-        "apt-get install -y -q slurmctld slurm-client munge nfs-kernel-server python3-venv "
+        f"{_APT} update -q\n",
+        f"{_APT} install -y -q slurmctld slurm-client munge nfs-kernel-server python3-venv "
         "python3-boto3 iptables\n",
         "\n# The instance role's credentials: root and Slurm's power saving only, never users.\n",
         *_imds_guard_lines(("root", "slurm")),
@@ -241,8 +246,8 @@ def compute_node_script(
         "export DEBIAN_FRONTEND=noninteractive",
         f"hostnamectl set-hostname {q_node}",
         f'echo "{head_addr} {config.head_hostname}" >> /etc/hosts',
-        "apt-get update -q",
-        "apt-get install -y -q slurmd munge nfs-common python3-boto3 iptables",
+        f"{_APT} update -q",
+        f"{_APT} install -y -q slurmd munge nfs-common python3-boto3 iptables",
         "# The instance role's credentials (it reads the munge key): root only, never jobs.",
         *(line.rstrip("\n") for line in _imds_guard_lines(("root",))),
         f"mkdir -p {SHARED_MOUNT}",
