@@ -73,11 +73,15 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+#: This checkout: sweepherd is installed from it, editable, so the hints name it.
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
 @pytest.mark.parametrize(
     ("module", "args", "hint"),
     [
-        ("pyarrow", ["export", "--format", "parquet"], "pip install 'sweepherd[export]'"),
-        ("matplotlib", ["plot"], "pip install 'sweepherd[plot]'"),
+        ("pyarrow", ["export", "--format", "parquet"], f"-m pip install -e '{CHECKOUT}[export]'"),
+        ("matplotlib", ["plot"], f"-m pip install -e '{CHECKOUT}[plot]'"),
     ],
 )
 def test_a_missing_extra_is_a_clear_error(

@@ -383,7 +383,8 @@ def test_missing_wandb_package_is_a_clear_error(
     try:
         with pytest.raises(WandbError, match="needs the wandb package") as info:
             TransactionLogReader(tmp_path / "run-c.wandb").read_new()
-        assert "pip install 'sweepherd[wandb]'" in str(info.value)
+        checkout = Path(__file__).resolve().parents[2]
+        assert f"-m pip install -e '{checkout}[wandb]'" in str(info.value)
         assert transaction_log_source(tmp_path, "c") is None
     finally:
         _txlog._record_class.cache_clear()

@@ -89,7 +89,7 @@ def aws() -> None:
     """A burstable Slurm cluster on AWS: nodes start for jobs and stop when idle.
 
     \b
-    Needs the AWS extra: pip install 'sweepherd[aws]'. From zero:
+    Needs the AWS extra (scripts/setup.sh --dev, or pip install -e '.[aws]'). From zero:
       sweepherd aws init --name demo --region us-east-1 --key-name mykey \\
           --ssh-cidr 203.0.113.7/32 --partition gpu:g5.xlarge:4:spot
       sweepherd aws vpc          # a VPC with two routed public subnets

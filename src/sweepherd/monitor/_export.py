@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from sweepherd._extras import install_extra_hint
 from sweepherd.config import SweepConfig, flatten
 from sweepherd.errors import SweepherdError
 from sweepherd.runs import Run
@@ -228,7 +229,7 @@ def write_parquet(table: ExportTable, path: Path) -> None:
     except ImportError as exc:
         raise SweepherdError(
             "Writing Parquet needs the pyarrow package, which is not installed.",
-            hint="Install it with: pip install 'sweepherd[export]' (or use --format csv/json).",
+            hint=f"{install_extra_hint('export')} (or use --format csv/json).",
         ) from exc
     types = {
         "int": pa.int64(),

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sweepherd._extras import install_extra_hint
 from sweepherd.config import SweepConfig, flatten
 from sweepherd.errors import SweepherdError
 from sweepherd.monitor._history import MetricPoint
@@ -36,7 +37,7 @@ def require_matplotlib() -> None:
     except ImportError as exc:
         raise SweepherdError(
             "Plotting needs the matplotlib package, which is not installed.",
-            hint="Install it with: pip install 'sweepherd[plot]'.",
+            hint=install_extra_hint("plot"),
         ) from exc
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sweepherd._extras import install_extra_hint
 from sweepherd.config import SweepConfig
 from sweepherd.errors import LaunchError, StoreError, WandbError
 from sweepherd.store import SweepStore
@@ -211,7 +212,7 @@ def _wandb_sweep_function() -> SweepCreator:
     except ImportError as exc:
         raise WandbError(
             "--backend wandb needs the wandb package, which is not installed here",
-            hint="pip install 'sweepherd[wandb]'",
+            hint=install_extra_hint("wandb"),
         ) from exc
     function: SweepCreator = wandb.sweep
     return function

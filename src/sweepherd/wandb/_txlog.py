@@ -33,6 +33,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from sweepherd._extras import install_extra_hint
 from sweepherd.errors import WandbError
 
 BLOCK_SIZE = 32 * 1024
@@ -44,7 +45,7 @@ _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 _TYPE_CRC = {t: zlib.crc32(bytes([t])) for t in (_FULL, _FIRST, _MIDDLE, _LAST)}
 _RUN_DIR = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-(.+)$")
 
-INSTALL_HINT = "Install it in the agent's environment: pip install 'sweepherd[wandb]'."
+INSTALL_HINT = install_extra_hint("wandb") + " (in the agents' environment)."
 
 
 # ----------------------------------------------------------------------------------- events

@@ -1,8 +1,8 @@
 """A burstable Slurm cluster on AWS: config, CloudFormation template, network, deploy and
 destroy, and the power-saving programs Slurm runs to start and stop cloud nodes.
 
-Needs the ``aws`` extra (``pip install 'sweepherd[aws]'``) for everything that talks to AWS;
-the config, the template and the Slurm configuration are pure and need nothing.
+Needs the ``aws`` extra (``pip install -e '.[aws]'`` in the checkout) for everything that
+talks to AWS; the config, the template and the Slurm configuration are pure and need nothing.
 
 Typical use (what the ``sweepherd aws`` commands do)::
 

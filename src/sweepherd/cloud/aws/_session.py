@@ -13,11 +13,12 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
+from sweepherd._extras import install_extra_hint
 from sweepherd.errors import CloudError
 
 #: Environment variable naming an alternative AWS endpoint for every client (tests: moto).
 ENDPOINT_ENV = "SWEEPHERD_AWS_ENDPOINT_URL"
-INSTALL_HINT = "Install the AWS extra: pip install 'sweepherd[aws]'"
+INSTALL_HINT = install_extra_hint("aws")
 
 # Error codes that mean "the request was fine, AWS has no room for it here or now": a launch
 # is retried in another subnet (availability zone) or as on-demand instead of Spot.
