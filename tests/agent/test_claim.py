@@ -16,8 +16,8 @@ import pytest
 
 from sweepherd.agent import _claim as claim_module
 from sweepherd.agent._claim import claim_next
-from sweepherd.agent._live import LIVE_FILE, live_document
 from sweepherd.config import parse_config
+from sweepherd.live_metric import LIVE_FILE, live_document
 from sweepherd.runs import MAX_LOSSES, Run, RunState
 from sweepherd.search import suggest
 from sweepherd.store import RunResult, SweepStore, create_sweep

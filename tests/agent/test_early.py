@@ -15,11 +15,11 @@ import pytest
 
 from support.agents import SweepFactory
 from sweepherd.agent._early import EarlyTermination
-from sweepherd.agent._live import LIVE_FILE
 from sweepherd.agent._metrics import JsonlSource, RunMetrics
 from sweepherd.agent._slots import Slot
 from sweepherd.agent._trial import StopCause, Trial
 from sweepherd.config import parse_config
+from sweepherd.live_metric import LIVE_FILE
 from sweepherd.runs import RunState
 from sweepherd.store import RunResult, SweepStore, create_sweep, open_sweep
 

@@ -13,9 +13,9 @@ import pytest
 from optuna.samplers import RandomSampler
 from optuna.trial import TrialState
 
-from sweepherd.agent._live import LiveMetric
 from sweepherd.agent._metrics import JsonlSource, RunMetrics
 from sweepherd.config._model import Metric
+from sweepherd.live_metric import LiveMetric
 from sweepherd.runs import RunState
 from sweepherd.search._space import dimensions
 from sweepherd.search._study import build_study, quiet_optuna

@@ -33,11 +33,11 @@ from sweepherd.agent._claim import claim_next
 from sweepherd.agent._command import expand_command
 from sweepherd.agent._early import EarlyTermination
 from sweepherd.agent._env import TrialContext, trial_environment
-from sweepherd.agent._live import LIVE_FILE, live_document
 from sweepherd.agent._metrics import JsonlSource, MetricSource, RunMetrics
 from sweepherd.agent._slots import Slot
 from sweepherd.agent._trial import StopCause, Trial, pidfd_for, spawn
 from sweepherd.errors import AgentError, StoreError, SweepherdError
+from sweepherd.live_metric import LIVE_FILE, live_document
 from sweepherd.runs import Run, RunState
 from sweepherd.store import RunResult, SweepStore, write_atomic
 

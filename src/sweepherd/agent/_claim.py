@@ -39,8 +39,8 @@ from typing import Any
 
 from numpy.random import default_rng  # eagerly: a lazy import would cost the holder 10 ms
 
-from sweepherd.agent._live import LIVE_FILE, read_live
 from sweepherd.config import SweepConfig
+from sweepherd.live_metric import LIVE_FILE, read_live
 from sweepherd.runs import Run, RunState
 from sweepherd.search import done_reason, suggest, warm_up
 from sweepherd.store import (

@@ -21,10 +21,10 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from sweepherd.agent._live import read_live
 from sweepherd.agent._trial import Trial
 from sweepherd.early_terminate import bands, to_stop
 from sweepherd.errors import AgentError
+from sweepherd.live_metric import read_live
 from sweepherd.runs import Run
 from sweepherd.store import Snapshot, SweepStore
 

@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sweepherd.live_metric import LIVE_FILE, read_live
 from sweepherd.monitor._follow import ChangeWatcher, IoStats, JsonLinesFollower
 from sweepherd.runs import metric_number
-
-#: The file the agent rewrites with a running run's metric (``sweepherd.agent``'s LIVE_FILE).
-LIVE_FILE = "live.json"
 
 
 @dataclass(frozen=True)
@@ -123,22 +120,19 @@ class RunMetricFollower:
         return self._poll_jsonl() or other
 
     def _poll_live(self) -> bool:
-        if not self._live.changed():
+        if self.metric is None or not self._live.changed():
             return False
-        try:
-            doc = json.loads(self._live.path.read_bytes())
-        except (OSError, ValueError):
+        live = read_live(self._live.path, self.metric)
+        if live is None:
             return False
         self.stats.n_open += 1
-        if not isinstance(doc, dict) or doc.get("metric") != self.metric:
+        if not live.history and live.last is None:  # of another metric, or nothing yet
             return False
-        history = doc.get("history")
-        values = [v for v in (metric_number(x) for x in history or ()) if v is not None]
         channel = _Channel()
-        channel.n_rows = int(doc.get("n") or len(values))
-        channel.latest = metric_number(doc.get("last"))
+        channel.n_rows = len(live.history)
+        channel.latest = live.last
         if self.keep_history:
-            channel.points = [MetricPoint(i, v) for i, v in enumerate(values)]
+            channel.points = [MetricPoint(i, v) for i, v in enumerate(live.history)]
         new = channel.n_rows != self._live_channel.n_rows or channel.latest != self.latest
         self._live_channel = channel
         if new and channel.latest is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sweepherd.agent._live import LiveMetric, live_document, read_live
+from sweepherd.live_metric import LiveMetric, live_document, read_live
 
 
 def test_a_live_document_reads_back(tmp_path: Path) -> None:

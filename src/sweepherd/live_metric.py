@@ -2,7 +2,8 @@
 
 The agent rewrites this small file atomically whenever the run logs something, so that other
 agents (hyperband's decisions, the bayes search's ``impute_while_running``) and ``watch`` read
-one tiny file instead of parsing the run's logs::
+one tiny file instead of parsing the run's logs. Kept outside the agent package, whose import
+``watch`` need not pay::
 
     {"run", "attempt", "metric": name, "n": values so far, "last": summary value,
      "history": [values in log order], "t": unix time}
