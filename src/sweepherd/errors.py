@@ -88,6 +88,10 @@ class SlurmError(LaunchError):
     """A Slurm command failed or is missing; the message carries Slurm's own words."""
 
 
+class SlurmTimeoutError(SlurmError):
+    """A Slurm command did not answer in time: what it asked for may or may not have happened."""
+
+
 class RunsFailedError(SweepherdError):
     """The sweep completed, but some runs failed or never logged the metric."""
 

@@ -8,8 +8,10 @@ Golden files: regenerate after an intended change with
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shlex
+import socket
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -31,6 +33,7 @@ from support.slurm_sweeps import (
 from sweepherd.cli.main import main
 from sweepherd.errors import ExitStatus
 from sweepherd.launch.slurm import SUBMIT, scontrol_show_hostnames, squeue_jobs
+from sweepherd.launch.slurm import _launcher as slurm_launcher
 from sweepherd.runs import RunState
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -323,3 +326,33 @@ def test_cpus_per_task_beside_cpus_per_gpu_is_refused_naming_both(
     assert main(argv) == ExitStatus.CONFIG
     err = capsys.readouterr().err
     assert "either --cpus-per-task or --cpus-per-gpu, not both" in err
+
+
+@pytest.mark.slurm
+def test_an_sbatch_that_never_answers_keeps_the_sweep_and_says_how_to_check(
+    slurm_cluster: object,
+    config: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real sbatch, pointed at a "controller" that takes its connection and never answers
+    (a silent listener on 127.0.0.1, as an overloaded slurmctld looks): the job may or may not
+    exist, so the sweep is kept and named."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        conf = tmp_path / "slurm.conf"
+        text = Path(os.environ["SLURM_CONF"]).read_text()
+        conf.write_text(re.sub(r"^SlurmctldPort=\d+", f"SlurmctldPort={silent.getsockname()[1]}",
+                               text, flags=re.M))  # fmt: skip
+        monkeypatch.setenv("SLURM_CONF", str(conf))
+        monkeypatch.setattr(slurm_launcher, "SBATCH_TIMEOUT_S", 3.0)
+        root = tmp_path / "sweeps"
+        assert main(["submit", str(config), "--dir", str(root)]) == ExitStatus.LAUNCH
+    [line] = error_lines(capsys.readouterr().err)
+    [store] = sweeps_under(root)
+    assert line.startswith("error: sbatch did not answer within 3 s. The job may or may not")
+    assert f"the sweep {store.sweep_id} is kept in {store.path.resolve()}." in line
+    assert "squeue --me --name sweepherd-" in line and "sweepherd scale " in line
+    assert (store.path / "slurm" / "submit.sbatch").is_file()

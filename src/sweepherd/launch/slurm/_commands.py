@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sweepherd.errors import SlurmError
+from sweepherd.errors import SlurmError, SlurmTimeoutError
 from sweepherd.launch.slurm._options import parse_time_limit_s
 
 #: Default seconds to wait for a Slurm client command before giving up.
@@ -223,7 +223,7 @@ def run_slurm(
     except FileNotFoundError:
         raise _not_found(command) from None
     except subprocess.TimeoutExpired:
-        raise SlurmError(
+        raise SlurmTimeoutError(
             f"{command} did not answer within {timeout_s:g} s.",
             hint="The Slurm controller may be down or overloaded: check `sinfo`, then retry.",
         ) from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -21,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweepherd.errors import LaunchError, SlurmError, StoreError
+from sweepherd.errors import LaunchError, SlurmError, SlurmTimeoutError, StoreError
 from sweepherd.launch import load_with_overrides, prepare_sweep, resolve_workdir
 from sweepherd.launch.slurm._commands import (
+    DEFAULT_TIMEOUT_S,
     parse_sbatch_parsable,
     require_commands,
     run_slurm,
@@ -45,6 +47,8 @@ _SUBMIT_ONLY_ARGS = frozenset({"--nodelist", "--nodes", "--ntasks", "--ntasks-pe
 SUBMIT, SCALE = "submit", "scale"
 #: Name of the submit script in ``<sweep>/slurm/``; scale scripts are ``scale-<k>.sbatch``.
 SUBMIT_SCRIPT = "submit.sbatch"
+#: Seconds to wait for sbatch to answer before the submit is reported as uncertain.
+SBATCH_TIMEOUT_S = DEFAULT_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -124,8 +128,22 @@ class SlurmLauncher:
         script = render_submit(options)
         try:
             path = _write_script(store, SUBMIT_SCRIPT, script)
-            proc = _sbatch(path)
         except StoreError:
+            shutil.rmtree(store.path, ignore_errors=True)
+            raise
+        try:
+            proc = _sbatch(path)
+        except SlurmTimeoutError as exc:
+            where = store.path.resolve()
+            raise SlurmError(
+                f"{exc.message} The job may or may not have been submitted, so the sweep "
+                f"{store.sweep_id} is kept in {where}.",
+                hint=f"Check `squeue --me --name {shlex.quote(options.resolved_job_name)}`: "
+                "a job there will run the sweep. If there is none, start agents on it with "
+                f"`sweepherd scale {shlex.quote(str(where))} --nodes {options.nodes}` and the "
+                "same options, or remove the folder.",
+            ) from None
+        except SlurmError:  # sbatch is missing: nothing was submitted
             shutil.rmtree(store.path, ignore_errors=True)
             raise
         if proc.returncode != 0:  # sbatch refused the job: nothing was submitted
@@ -336,4 +354,4 @@ def _sbatch(path: Path) -> subprocess.CompletedProcess[str]:
 
     Raises :class:`SlurmError` when sbatch is missing or hangs (then it may have submitted).
     """
-    return run_slurm(["sbatch", "--parsable", str(path)], check=False)
+    return run_slurm(["sbatch", "--parsable", str(path)], timeout_s=SBATCH_TIMEOUT_S, check=False)
