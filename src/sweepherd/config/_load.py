@@ -84,8 +84,13 @@ class _PairsDict(dict[str, Any]):
 
 
 def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A plain dict, or a :class:`_PairsDict` when a key came more than once (a config that is
+    refused, so a valid one holds plain dicts only)."""
+    repeated = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+    if not repeated:
+        return dict(pairs)
     out = _PairsDict(pairs)
-    out.repeated = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+    out.repeated = repeated
     return out
 
 

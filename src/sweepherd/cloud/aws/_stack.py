@@ -145,7 +145,8 @@ def deploy(
     timeout_s: float = 2700.0,
     poll_s: float = 5.0,
 ) -> dict[str, str]:
-    """Create the cluster's stack, or update it if it is already this cluster's; return outputs."""
+    """Create the cluster's stack, or update it if it is already this cluster's and the head
+    node's setup is unchanged; return its outputs."""
     session.require_credentials()
     body = template_json(config, compact=True)
     if len(body.encode()) > MAX_TEMPLATE_BYTES:
@@ -157,13 +158,13 @@ def deploy(
     existing = _describe(session, config.stack_name)
     if existing is not None:
         _check_ours(existing, config)
-        _check_head_unchanged(session, config, body)
         if existing["StackStatus"] in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED"):
             raise CloudError(
                 f"the stack {config.stack_name} is {existing['StackStatus']} (a failed deploy "
                 "or destroy) and cannot be updated; nothing was changed.",
                 hint="Run `sweepherd aws destroy`, then deploy again.",
             )
+        _check_head_unchanged(session, config, body)
     parameters = stack_parameters(config, session)
     cfn = session.client("cloudformation")
     tags = [{"Key": k, "Value": v} for k, v in config.all_tags.items()]
