@@ -91,6 +91,20 @@ def test_open_by_id_or_by_directory(tmp_path: Path, config: SweepConfig) -> None
     assert by_id.meta == store.meta
 
 
+def test_a_missing_sweep_names_every_path_tried(tmp_path: Path) -> None:
+    with pytest.raises(StoreError) as by_id:
+        open_sweep("nope", tmp_path / "root")
+    assert by_id.value.message == (
+        f"No sweep 'nope': neither {tmp_path / 'root' / 'nope'} nor nope exists."
+    )
+    with pytest.raises(StoreError) as by_path:
+        open_sweep(tmp_path / "gone", tmp_path / "root")
+    assert (
+        by_path.value.message
+        == f"No sweep '{tmp_path / 'gone'}': {tmp_path / 'gone'} does not exist."
+    )
+
+
 def test_open_relative_directory_from_the_working_directory(
     tmp_path: Path, config: SweepConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -493,9 +493,13 @@ def open_sweep(ref: str | Path, root: str | Path) -> SweepStore:
             return _open_dir(candidate)
         if candidate.exists():
             raise StoreError(f"{candidate} is a file, not a sweep directory.")
-    tried = " and ".join(str(c) for c in candidates)
+    tried = (
+        f"{candidates[0]} does not exist"
+        if len(candidates) == 1
+        else f"neither {' nor '.join(str(c) for c in candidates)} exists"
+    )
     raise StoreError(
-        f"No sweep {str(ref)!r}: {tried} does not exist.",
+        f"No sweep {str(ref)!r}: {tried}.",
         hint=f"List the sweeps with `sweepherd ls --dir {root}`, or point --dir at the folder "
         "that holds them.",
     )
