@@ -201,6 +201,53 @@ def test_a_template_over_the_inline_limit_only_when_indented_is_sent_compact(
     assert json.loads(text) == json.loads(template_json(config))
 
 
+def _subnet(session: AwsSession, vpc_id: str, cidr: str, *, public_ips: bool) -> str:
+    ec2 = session.client("ec2")
+    subnet_id = str(ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr)["Subnet"]["SubnetId"])
+    ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": public_ips})
+    return subnet_id
+
+
+def _routed(session: AwsSession, vpc_id: str, subnet_id: str, **target: str) -> None:
+    ec2 = session.client("ec2")
+    table = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", **target)
+    ec2.associate_route_table(RouteTableId=table, SubnetId=subnet_id)
+
+
+def test_subnets_the_nodes_could_not_reach_the_internet_from_are_refused(
+    networked: ClusterConfig, session: AwsSession
+) -> None:
+    """The nodes install Slurm with apt at first boot, and the head node is reached by SSH."""
+    ec2 = session.client("ec2")
+    vpc = networked.vpc_id
+    public = networked.subnet_ids[0]
+    isolated = _subnet(session, vpc, "10.0.200.0/24", public_ips=False)  # main table: no route
+    igw_only = _subnet(session, vpc, "10.0.201.0/24", public_ips=False)
+    [igw] = ec2.describe_internet_gateways(
+        Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}]
+    )["InternetGateways"]
+    _routed(session, vpc, igw_only, GatewayId=igw["InternetGatewayId"])
+    behind_nat = _subnet(session, vpc, "10.0.202.0/24", public_ips=False)
+    eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    nat = ec2.create_nat_gateway(SubnetId=public, AllocationId=eip)["NatGateway"]
+    _routed(session, vpc, behind_nat, NatGatewayId=nat["NatGatewayId"])
+    before = aws_resources(session)
+
+    for subnets, expected in (
+        ([isolated, public], f"{isolated} (the head node's) has no default route"),
+        ([public, igw_only], f"{igw_only} routes to an internet gateway but gives instances no"),
+        ([public, isolated], f"{isolated} has no default route to an internet gateway or a NAT"),
+    ):
+        with pytest.raises(CloudError, match="cannot reach the internet") as refused:
+            deploy(networked.with_network(vpc, subnets), session, poll_s=0.1)
+        assert expected in str(refused.value) and "Nothing was created" in str(refused.value)
+    assert _created(session, before) == {}
+    # compute nodes may sit in a private subnet behind a NAT gateway
+    outputs = deploy(networked.with_network(vpc, [public, behind_nat]), session, poll_s=0.1)
+    assert outputs["ComputeSubnetIds"].split(",") == [public, behind_nat]
+
+
 def test_missing_credentials_create_nothing(
     networked: ClusterConfig, session: AwsSession, no_credentials: None,
     monkeypatch: pytest.MonkeyPatch,

@@ -114,6 +114,7 @@ def stack_parameters(config: ClusterConfig, session: AwsSession) -> list[dict[st
     if wrong_vpc:
         raise CloudError(f"subnets {', '.join(wrong_vpc)} are not in {config.vpc_id}")
     head_subnet = by_id[config.subnet_ids[0]]
+    _check_routes(session, config, by_id)
     with aws_errors(f"checking the key pair {config.key_name!r}"):
         ec2.describe_key_pairs(KeyNames=[config.key_name])
     types = sorted({config.head_instance_type, *(p.instance_type for p in config.partitions)})
@@ -135,6 +136,73 @@ def stack_parameters(config: ClusterConfig, session: AwsSession) -> list[dict[st
         {"ParameterKey": "ComputeSubnetIds", "ParameterValue": ",".join(config.subnet_ids)},
         {"ParameterKey": "HeadAvailabilityZone", "ParameterValue": head_subnet["AvailabilityZone"]},
     ]
+
+
+def _check_routes(
+    session: AwsSession, config: ClusterConfig, subnets: dict[str, dict[str, Any]]
+) -> None:
+    """Refuse subnets from which the nodes could not reach the internet.
+
+    Both boot scripts install Slurm with apt at first boot, and the head node is reached by SSH
+    at its public address. So the head node's subnet (the first) needs a default route to an
+    internet gateway, and each compute subnet either that and public addresses for what starts
+    in it (MapPublicIpOnLaunch), or a default route to a NAT gateway. A subnet without a route
+    table of its own follows the VPC's main one.
+    """
+    with aws_errors("checking the subnets' routes"):
+        tables = session.client("ec2").describe_route_tables(
+            Filters=[{"Name": "vpc-id", "Values": [config.vpc_id]}]
+        )["RouteTables"]
+    explicit: dict[str, dict[str, Any]] = {}
+    main: dict[str, Any] = {}
+    for table in tables:
+        for assoc in table.get("Associations", []):
+            if assoc.get("Main"):
+                main = table
+            elif assoc.get("SubnetId"):
+                explicit[assoc["SubnetId"]] = table
+
+    def default_route(subnet_id: str) -> str:
+        """``"igw"``, ``"nat"`` or ``""``: where the subnet's 0.0.0.0/0 traffic goes."""
+        for route in explicit.get(subnet_id, main).get("Routes", []):
+            if (
+                route.get("DestinationCidrBlock") != "0.0.0.0/0"
+                or route.get("State") == "blackhole"
+            ):
+                continue
+            if str(route.get("GatewayId", "")).startswith("igw-"):
+                return "igw"
+            if route.get("NatGatewayId") or route.get("InstanceId"):
+                return "nat"
+        return ""
+
+    problems = []
+    head = config.subnet_ids[0]
+    if default_route(head) != "igw":
+        problems.append(
+            f"{head} (the head node's) has no default route to an internet gateway, so the "
+            "head node could not be reached by SSH nor install Slurm"
+        )
+    for subnet_id in config.subnet_ids:
+        route = default_route(subnet_id)
+        public = bool(subnets[subnet_id].get("MapPublicIpOnLaunch"))
+        if route == "nat" or (route == "igw" and public):
+            continue
+        why = (
+            "routes to an internet gateway but gives instances no public address"
+            if route == "igw"
+            else "has no default route to an internet gateway or a NAT gateway"
+        )
+        problems.append(f"{subnet_id} {why}, so compute nodes could not install Slurm")
+    if problems:
+        raise CloudError(
+            "the cluster's subnets cannot reach the internet: " + "; ".join(problems) + ". "
+            "Nothing was created.",
+            hint="Let `sweepherd aws vpc` make a network (clear vpc_id and subnet_ids first), "
+            "or give public subnets (a 0.0.0.0/0 route to an internet gateway, auto-assigned "
+            "public IPv4) with the head node's first; compute subnets may be private behind a "
+            "NAT gateway.",
+        )
 
 
 def deploy(
