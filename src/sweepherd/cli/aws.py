@@ -290,9 +290,10 @@ def _lint_hint(errors: Sequence[Any]) -> str:
 @_config_option()
 def validate(config_path: Path) -> None:
     """Check the config, and the template with cfn-lint; show every finding."""
-    from sweepherd.cloud.aws import lint_cluster, load_cluster_config
+    from sweepherd.cloud.aws import check_user_data_size, lint_cluster, load_cluster_config
 
     config = load_cluster_config(config_path)
+    check_user_data_size(config)
     findings = lint_cluster(config)
     for f in findings:
         click.echo(f"{f.severity:<8} {f.rule:<6} line {f.line}: {f.message}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import replace
 from typing import Any
@@ -21,6 +22,7 @@ from sweepherd.cloud.aws import (
 )
 from sweepherd.cloud.aws._fleet import launch_node
 from sweepherd.cloud.aws._stack import MAX_TEMPLATE_BYTES, stack_outputs
+from sweepherd.cloud.aws._userdata import MAX_USER_DATA_BYTES
 from sweepherd.errors import CloudError
 
 from .conftest import aws_resources, raw_config
@@ -195,6 +197,11 @@ def test_a_template_over_the_inline_limit_only_when_indented_is_sent_compact(
     assert len(template_json(config).encode()) > MAX_TEMPLATE_BYTES
     outputs = deploy(config, session, poll_s=0.1)
     assert outputs["LaunchTemplateP15"].startswith("lt-")
+    # the head node's UserData, as EC2 got it, is within the size deploy checked it against
+    user_data = session.client("ec2").describe_instance_attribute(
+        InstanceId=outputs["HeadNodeInstanceId"], Attribute="userData"
+    )["UserData"]["Value"]
+    assert 12_000 < len(base64.b64decode(user_data)) <= MAX_USER_DATA_BYTES
     sent = session.client("cloudformation").get_template(StackName=config.stack_name)
     body = sent["TemplateBody"]
     text = body if isinstance(body, str) else json.dumps(body)
@@ -246,6 +253,24 @@ def test_subnets_the_nodes_could_not_reach_the_internet_from_are_refused(
     # compute nodes may sit in a private subnet behind a NAT gateway
     outputs = deploy(networked.with_network(vpc, [public, behind_nat]), session, poll_s=0.1)
     assert outputs["ComputeSubnetIds"].split(",") == [public, behind_nat]
+
+
+def test_a_head_node_script_over_ecs_user_data_limit_is_refused_before_anything_is_made(
+    networked: ClusterConfig, session: AwsSession, image_id: str
+) -> None:
+    """EC2 takes 16,384 bytes of UserData; the head node's grows with every partition."""
+    parts = [
+        {"name": f"part{i}", "instance_type": "c6i.large", "max_nodes": 64, "image": image_id}
+        for i in range(30)
+    ]
+    config = parse_cluster_config(raw_config(image_id, partitions=parts)).with_network(
+        networked.vpc_id, networked.subnet_ids
+    )
+    before = aws_resources(session)
+    with pytest.raises(CloudError, match="over EC2's UserData limit of 16384") as refused:
+        deploy(config, session, poll_s=0.1)
+    assert "30 partitions" in str(refused.value) and "Use fewer partitions" in str(refused.value)
+    assert _created(session, before) == {}
 
 
 def test_missing_credentials_create_nothing(

@@ -7,14 +7,20 @@ are exactly sweepherd's, and the compute node's munge-key fetch really reads wha
 
 from __future__ import annotations
 
+import datetime
+import http.server
+import json
 import os
 import re
 import shutil
 import stat
 import subprocess
 import sys
+import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -29,7 +35,12 @@ from sweepherd.cloud.aws import (
     publish_munge_key,
     render_slurm_conf,
 )
-from sweepherd.cloud.aws._userdata import _SYNC_USERS_SH, IMDS_GUARD, imds_guard_script
+from sweepherd.cloud.aws._userdata import (
+    _SYNC_USERS_SH,
+    IMDS_GUARD,
+    SIGNAL_PY,
+    imds_guard_script,
+)
 from sweepherd.errors import CloudError
 
 from .conftest import raw_config
@@ -228,3 +239,88 @@ def test_every_apt_get_waits_for_the_lock_ubuntus_first_boot_jobs_hold(
         calls = re.findall(r"^apt-get .*$", script, re.M)
         assert len(calls) == 2
         assert all("-o DPkg::Lock::Timeout=900" in c for c in calls), calls
+
+
+def test_the_head_nodes_signal_is_signed_as_botocore_signs_it() -> None:
+    """The boot script signs SignalResource itself (standard library only, so it works before
+    apt has installed anything); botocore's SigV4 signer must give the same signature."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    snippet: dict[str, Any] = {}
+    exec(compile(SIGNAL_PY, "signal.py", "exec"), snippet)  # as a module: main() is not run
+    creds = {"AccessKeyId": "ASIAEXAMPLE", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCY",
+             "Token": "IQoJb3JpZ2luX2VjEXAMPLE=="}  # fmt: skip
+    body = b"Action=SignalResource&Version=2010-05-15&StackName=sweepherd-demo&Status=FAILURE"
+    host = "cloudformation.eu-west-3.amazonaws.com"
+    ours = snippet["sign"](body, "eu-west-3", host, creds, "20261206T031500Z")
+
+    request = AWSRequest(method="POST", url=f"https://{host}/", data=body,
+                         headers={"Content-Type": ours["content-type"]})  # fmt: skip
+    frozen = Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["Token"])
+    when = datetime.datetime(2026, 12, 6, 3, 15, 0, tzinfo=datetime.timezone.utc)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=when):
+        SigV4Auth(frozen, "cloudformation", "eu-west-3").add_auth(request)
+    theirs = request.headers["Authorization"]
+    assert ours["authorization"].split("Signature=")[1] == theirs.split("Signature=")[1]
+    assert ours["authorization"] == theirs
+
+
+def test_the_head_node_signals_failure_even_when_apt_never_ran(tmp_path: Path) -> None:
+    """Run the head node's signal command as its boot script does, against a stand-in for the
+    two AWS endpoints it calls (moto has neither the instance metadata credentials nor
+    SignalResource): it takes the role's credentials from the metadata service with an IMDSv2
+    token and posts a signed SignalResource."""
+    seen: list[tuple[str, str, dict[str, str], bytes]] = []
+    creds = {"AccessKeyId": "ASIAEXAMPLE", "SecretAccessKey": "secret", "Token": "tok"}
+    answers = {
+        "/latest/api/token": b"imds-token",
+        "/latest/meta-data/iam/security-credentials/": b"demo-head-role",
+        "/latest/meta-data/iam/security-credentials/demo-head-role": json.dumps(creds).encode(),
+        "/": b"<SignalResourceResponse/>",
+    }
+
+    class StandIn(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            seen.append((self.command, self.path, dict(self.headers), self.rfile.read(length)))
+            self.send_response(200 if self.path in answers else 404)
+            self.end_headers()
+            self.wfile.write(answers.get(self.path, b""))
+
+        do_GET = do_PUT = do_POST = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    env = {**os.environ, "SWEEPHERD_IMDS_URL": url, "AWS_ENDPOINT_URL_CLOUDFORMATION": url}
+    try:
+        done = subprocess.run(
+            ["python3", "-c", SIGNAL_PY, "us-east-1", "sweepherd-demo", "i-0abc", "FAILURE"],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 0, done.stderr
+    token_put, *_, (method, path, headers, body) = seen
+    assert token_put[:2] == ("PUT", "/latest/api/token")
+    assert (method, path) == ("POST", "/")
+    assert headers["X-Amz-Security-Token"] == "tok"
+    assert (
+        headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/")
+        and "/us-east-1/cloudformation/aws4_request" in headers["Authorization"]
+    )
+    form = dict(urllib.parse.parse_qsl(body.decode()))
+    assert form == {"Action": "SignalResource", "Version": "2010-05-15",
+                    "StackName": "sweepherd-demo", "LogicalResourceId": "HeadNode",
+                    "UniqueId": "i-0abc", "Status": "FAILURE"}  # fmt: skip
+
+
+def test_the_failure_signal_is_armed_before_anything_is_installed(config: ClusterConfig) -> None:
+    script = joined(head_node_script(config))
+    assert script.index("trap '[ $? -eq 0 ] || signal FAILURE' EXIT") < script.index("update -q")

@@ -55,7 +55,12 @@ from sweepherd.cloud.aws._stack import (
     status,
 )
 from sweepherd.cloud.aws._template import build_template, template_json
-from sweepherd.cloud.aws._userdata import MUNGE_FETCH_PY, compute_node_script, head_node_script
+from sweepherd.cloud.aws._userdata import (
+    MUNGE_FETCH_PY,
+    check_user_data_size,
+    compute_node_script,
+    head_node_script,
+)
 from sweepherd.cloud.aws._users import ClusterUser, add_user, copy_wandb_key
 from sweepherd.cloud.aws._vpc import Network, create_network, delete_network, find_network
 
@@ -84,6 +89,7 @@ __all__ = [
     "StackEvent",
     "add_user",
     "build_template",
+    "check_user_data_size",
     "cleanup_nodes",
     "cluster_config_violations",
     "cluster_instances",

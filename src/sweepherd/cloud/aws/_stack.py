@@ -26,6 +26,7 @@ from sweepherd.cloud.aws._fleet import (
 )
 from sweepherd.cloud.aws._session import AwsSession, aws_errors, error_code
 from sweepherd.cloud.aws._template import template_json
+from sweepherd.cloud.aws._userdata import check_user_data_size
 from sweepherd.errors import CloudError
 
 log = logging.getLogger(__name__)
@@ -216,6 +217,7 @@ def deploy(
     """Create the cluster's stack, or update it if it is already this cluster's and the head
     node's setup is unchanged; return its outputs."""
     session.require_credentials()
+    check_user_data_size(config)
     body = template_json(config, compact=True)
     if len(body.encode()) > MAX_TEMPLATE_BYTES:
         raise CloudError(

@@ -28,6 +28,7 @@ from sweepherd.cloud.aws._slurm_conf import (
     render_gres_conf,
     render_slurm_conf,
 )
+from sweepherd.errors import CloudError
 
 #: The file on the shared filesystem listing the cluster's users as ``name:uid:gid`` lines.
 USERS_FILE = f"{SHARED_MOUNT}/sweepherd/users"
@@ -54,14 +55,55 @@ with os.fdopen(fd, "wb") as f:
 os.replace(path + ".tmp", path)
 """
 
-#: Python run on the head node to send CloudFormation its creation signal.
-#: Arguments: region, stack, instance id, SUCCESS or FAILURE.
-_SIGNAL_PY = """\
-import sys
-import boto3
-region, stack, instance_id, status = sys.argv[1:5]
-boto3.client("cloudformation", region_name=region).signal_resource(
-    StackName=stack, LogicalResourceId="HeadNode", UniqueId=instance_id, Status=status)
+#: Python run on the head node to send CloudFormation its creation signal (SignalResource),
+#: signed with the instance role's credentials (AWS Signature Version 4). Standard library
+#: only, so the head node can report a failure that comes before apt installs anything:
+#: otherwise deploy would wait out the 40-minute CreationPolicy for a signal that never came.
+#: Arguments: region, stack, instance id, SUCCESS or FAILURE. The two environment variables
+#: point it elsewhere than the metadata service and CloudFormation (tests only).
+SIGNAL_PY = """\
+import datetime, hashlib, hmac, json, os, sys, urllib.parse, urllib.request
+
+def sign(body, region, host, creds, amz_date):
+    headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8",
+               "host": host, "x-amz-date": amz_date, "x-amz-security-token": creds["Token"]}
+    names = ";".join(sorted(headers))
+    canonical = "\\n".join(["POST", "/", "", *(k + ":" + headers[k] for k in sorted(headers)),
+                           "", names, hashlib.sha256(body).hexdigest()])
+    scope = amz_date[:8] + "/" + region + "/cloudformation/aws4_request"
+    text = "\\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                      hashlib.sha256(canonical.encode()).hexdigest()])
+    key = ("AWS4" + creds["SecretAccessKey"]).encode()
+    for part in (amz_date[:8], region, "cloudformation", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = ("AWS4-HMAC-SHA256 Credential=" + creds["AccessKeyId"] + "/"
+                                + scope + ", SignedHeaders=" + names + ", Signature=" + signature)
+    return headers
+
+def main(region, stack, instance_id, status):
+    imds = os.environ.get("SWEEPHERD_IMDS_URL", "http://169.254.169.254") + "/latest"
+    def get(path, token):
+        req = urllib.request.Request(imds + path, headers={"X-aws-ec2-metadata-token": token})
+        return urllib.request.urlopen(req, timeout=10).read().decode()
+    req = urllib.request.Request(imds + "/api/token", method="PUT",
+                                 headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"})
+    token = urllib.request.urlopen(req, timeout=10).read().decode()
+    role = get("/meta-data/iam/security-credentials/", token).split()[0]
+    creds = json.loads(get("/meta-data/iam/security-credentials/" + role, token))
+    suffix = ".amazonaws.com.cn" if region.startswith("cn-") else ".amazonaws.com"
+    url = os.environ.get("AWS_ENDPOINT_URL_CLOUDFORMATION",
+                         "https://cloudformation." + region + suffix) + "/"
+    body = urllib.parse.urlencode({
+        "Action": "SignalResource", "Version": "2010-05-15", "StackName": stack,
+        "LogicalResourceId": "HeadNode", "UniqueId": instance_id, "Status": status}).encode()
+    amz_date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    headers = sign(body, region, urllib.parse.urlsplit(url).netloc, creds, amz_date)
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    urllib.request.urlopen(req, timeout=30).read()
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])
 """
 
 _SYNC_USERS_SH = f"""\
@@ -166,16 +208,16 @@ def head_node_script(config: ClusterConfig) -> list[str | dict[str, Any]]:
         'INSTANCE_ID=$(curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" '
         "http://169.254.169.254/latest/meta-data/instance-id)\n",
         f'echo "$HEAD_ADDR {head}" >> /etc/hosts\n',
+        "# Tell CloudFormation whether the setup worked: `deploy` waits for this signal.\n",
+        "signal() { python3 -c "
+        + shlex.quote(SIGNAL_PY)
+        + ' "$REGION" "$STACK" "$INSTANCE_ID" "$1" || true; }\n',
+        "trap '[ $? -eq 0 ] || signal FAILURE' EXIT\n",
         f"{_APT} update -q\n",
         f"{_APT} install -y -q slurmctld slurm-client munge nfs-kernel-server python3-venv "
         "python3-boto3 iptables\n",
         "\n# The instance role's credentials: root and Slurm's power saving only, never users.\n",
         *_imds_guard_lines(("root", "slurm")),
-        "# Tell CloudFormation whether the setup worked: `deploy` waits for this signal.\n",
-        "signal() { python3 -c "
-        + shlex.quote(_SIGNAL_PY)
-        + ' "$REGION" "$STACK" "$INSTANCE_ID" "$1" || true; }\n',
-        "trap '[ $? -eq 0 ] || signal FAILURE' EXIT\n",
         "\n# The shared filesystem: the EBS volume, formatted on first use, exported to the VPC\n",
         "# only, with root squashed (root on a compute node is nobody here).\n",
         'DEV=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_"${VOLUME_ID/-/}"\n',
@@ -228,6 +270,31 @@ def head_node_script(config: ClusterConfig) -> list[str | dict[str, Any]]:
         "echo sweepherd head node ready\n",
     ]
     return parts
+
+
+#: EC2 takes at most this many bytes of UserData (before its base64 encoding).
+MAX_USER_DATA_BYTES = 16_384
+
+
+def check_user_data_size(config: ClusterConfig) -> None:
+    """Raise :class:`CloudError` when the head node's boot script is over EC2's UserData limit.
+
+    The script holds the cluster config and slurm.conf, which grow with every partition. The
+    two stack values not known before the stack exists (the volume id and the VPC's CIDR) are
+    counted at their longest.
+    """
+    values = {"AWS::Region": config.region, "AWS::StackName": config.stack_name,
+              "SharedVolume": "vol-" + "0" * 17, "VpcCidr": "255.255.255.255/32"}  # fmt: skip
+    parts = head_node_script(config)
+    text = "".join(p if isinstance(p, str) else values[str(p["Ref"])] for p in parts)
+    size = len(text.encode())
+    if size > MAX_USER_DATA_BYTES:
+        raise CloudError(
+            f"the head node's boot script would be {size} bytes, over EC2's UserData limit of "
+            f"{MAX_USER_DATA_BYTES} (it holds the cluster config and slurm.conf, which grow "
+            f"with each of the {len(config.partitions)} partitions); nothing was created.",
+            hint="Use fewer partitions.",
+        )
 
 
 def compute_node_script(
