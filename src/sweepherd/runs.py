@@ -25,7 +25,7 @@ class RunState(str, Enum):
     FINISHED = "finished"  # the command exited 0
     FAILED = "failed"  # the command exited non-zero, died of a signal, or could not start
     STOPPED = "stopped"  # stopped early by early termination (hyperband); not a failure
-    PREEMPTED = "preempted"  # stopped by a Slurm warning signal or SIGTERM; will be resumed
+    PREEMPTED = "preempted"  # stopped by a Slurm warning signal or SIGTERM; resumed (MAX_TIMEOUTS)
     LOST = "lost"  # its agent went silent past the grace period; run again (see MAX_LOSSES)
     KILLED = "killed"  # stopped because the sweep was cancelled
 
@@ -47,6 +47,13 @@ _TERMINAL = frozenset({RunState.FINISHED, RunState.FAILED, RunState.STOPPED, Run
 #: sweep down in turn. It stays ``lost``, so a report from an agent that was only cut off still
 #: counts (see :attr:`Run.gave_up`).
 MAX_LOSSES = 3
+
+#: A run stopped this many times by its job's time limit while keeping no checkpoint in
+#: ``$SWEEPHERD_CHECKPOINT_DIR`` is not resumed again: it starts from scratch each time, so it
+#: will never fit in the job's ``--time`` and would requeue the job forever (submitit's
+#: ``max_num_timeout`` stops at the same number). It stays ``preempted`` (see
+#: :attr:`Run.gave_up`). Runs that checkpoint there resume for as long as they need.
+MAX_TIMEOUTS = 3
 
 
 @dataclass(frozen=True)
@@ -73,19 +80,22 @@ class Run:
     summary: Mapping[str, Any] = field(default_factory=dict)  # last logged value of every key
     reason: str | None = None  # why it failed / was stopped, in words
     losses: int = 0  # how many of its attempts were declared lost
+    timeouts: int = 0  # attempts stopped by the job's time limit with no checkpoint kept
 
     @property
     def will_run_again(self) -> bool:
-        """True when agents will start this run again: preempted, or lost fewer than
+        """True when agents will start this run again: preempted fewer than
+        :data:`MAX_TIMEOUTS` times by a time limit without a checkpoint, or lost fewer than
         :data:`MAX_LOSSES` times."""
         if self.state is RunState.LOST:
             return self.losses < MAX_LOSSES
-        return self.state is RunState.PREEMPTED
+        return self.state is RunState.PREEMPTED and self.timeouts < MAX_TIMEOUTS
 
     @property
     def gave_up(self) -> bool:
-        """True for a lost run that will not be started again (lost :data:`MAX_LOSSES` times)."""
-        return self.state is RunState.LOST and not self.will_run_again
+        """True for a lost or preempted run that will not be started again (lost
+        :data:`MAX_LOSSES` times, or stopped :data:`MAX_TIMEOUTS` times by a time limit)."""
+        return self.state.is_rerunnable and not self.will_run_again
 
     @property
     def duration_s(self) -> float | None:

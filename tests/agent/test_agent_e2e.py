@@ -11,7 +11,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from support.agents import SweepFactory, marks, wait_for
+from sweepherd.agent import TIME_LIMIT_SIGNAL_ENV
 from sweepherd.runs import MAX_LOSSES, RunState
 from sweepherd.store import SweepStore, open_sweep
 
@@ -155,6 +158,52 @@ def test_sigterm_preempts_runs_and_the_next_agent_resumes_them(
     assert len(second) == 2
     assert all(m["env"]["WANDB_RESUME"] == "allow" for m in second)
     assert {m["env"]["WANDB_RUN_ID"] for m in second} == set(ids)
+
+
+@pytest.mark.parametrize(
+    ("sig", "time_limit"),
+    [(signal.SIGUSR1, True), (signal.SIGWINCH, True), (signal.SIGTERM, False)],
+)
+def test_a_time_limit_stop_counts_for_runs_that_keep_no_checkpoint(
+    make_sweep: SweepFactory,
+    start_agent,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sig: int,
+    time_limit: bool,
+) -> None:
+    """USR1 (Slurm's warning, as sweepherd's jobs ask for it) or the signal --all-nodes names
+    for it (SIGWINCH) means the job's time limit; SIGTERM (a preemption) does not. Only a run
+    that starts over each time (nothing in $SWEEPHERD_CHECKPOINT_DIR) counts toward the cap."""
+    monkeypatch.setenv(TIME_LIMIT_SIGNAL_ENV, str(int(signal.SIGWINCH)))  # as --all-nodes does
+    params = {"x": {"values": [1, 2]}, "checkpoint_x": {"value": 2}}
+    store = make_sweep({**params, "sleep_first_s": {"value": 60}})
+    agent = start_agent(store, "-q", "--slots", "2", *FAST)
+    wait_for(lambda: len(marks(tmp_path)) == 2, what="two trials started")
+    agent.send_signal(sig)
+    assert agent.wait(timeout=30) == 75  # "requeue me"
+    by_x = {r.params["x"]: r for r in _runs(store)}
+    assert {r.state for r in by_x.values()} == {RunState.PREEMPTED}
+    assert (by_x[1].timeouts, by_x[2].timeouts) == (int(time_limit), 0)
+    assert all(r.will_run_again for r in by_x.values())  # once is far from the cap
+    reason = by_x[1].reason or ""
+    assert ("time limit (1 of 3" in reason) is time_limit
+
+
+def test_a_terminal_resize_does_not_stop_an_agent_it_was_not_named_to(
+    make_sweep: SweepFactory, start_agent, tmp_path: Path
+) -> None:
+    """SIGWINCH stops only agents started by --all-nodes: a terminal sends it on every resize
+    to an agent run by hand in tmux."""
+    store = make_sweep({"x": {"values": [1]}, "sleep_first_s": {"value": 60}})
+    agent = start_agent(store, "-q", *FAST)
+    wait_for(lambda: len(marks(tmp_path)) == 1, what="the trial started")
+    agent.send_signal(signal.SIGWINCH)
+    time.sleep(1.0)
+    assert agent.poll() is None
+    assert [r.state for r in _runs(store)] == [RunState.RUNNING]
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(timeout=30) == 75
 
 
 def test_a_trial_that_ended_by_itself_before_the_stop_signal_counts_as_finished(

@@ -10,7 +10,7 @@ import pytest
 
 from sweepherd.config import SweepConfig
 from sweepherd.errors import LockTimeoutError, StoreError
-from sweepherd.runs import RunState
+from sweepherd.runs import MAX_TIMEOUTS, RunState
 from sweepherd.store import RunResult, SweepStore, create_sweep, open_sweep
 
 
@@ -277,3 +277,27 @@ def test_read_only_sweep_can_be_read_but_not_written(
         txn.finish(run_id, 1, "finished")
     with pytest.raises(StoreError, match="read-only"):
         fresh.heartbeat("a1")
+
+
+def test_time_limit_stops_are_counted_until_the_run_is_given_up(store: SweepStore) -> None:
+    """A run preempted by the time limit while keeping no checkpoint (``timeout``) is resumed
+    until MAX_TIMEOUTS such stops; other preemptions do not count."""
+    run_id = _claim(store, {"x": 1})
+    stops = [False, True, True, True]  # a preemption, then three time limits
+    for attempt, timeout in enumerate(stops, 1):
+        if attempt > 1:
+            with store.transaction(agent="a1") as txn:
+                txn.claim_again(run_id, "a1")
+        result = RunResult(run_id, attempt, RunState.PREEMPTED, timeout=timeout)
+        assert RunResult.from_json(result.to_json()) == result  # how a request carries it
+        with store.transaction(agent="a1") as txn:
+            assert txn.record(result)
+        run = store.snapshot().runs[run_id]
+        assert run.timeouts == sum(stops[:attempt])
+        assert run.will_run_again is (run.timeouts < MAX_TIMEOUTS)
+    assert run.gave_up and run.state is RunState.PREEMPTED
+    # a finished result is never a timeout, whatever it says
+    other = _claim(store, {"x": 2})
+    with store.transaction(agent="a1") as txn:
+        txn.record(RunResult(other, 1, RunState.FINISHED, timeout=True))
+    assert store.snapshot().runs[other].timeouts == 0

@@ -12,13 +12,17 @@ from sweepherd.store import SweepStore
 #: A trial that records each execution in marks/ (run id, attempt, pid), logs a metric, and
 #: behaves as its parameters say: sleep_s, exit_code, no_metric, argv_file, and kill_agent_x
 #: (when x equals it, the trial SIGKILLs its agent and exits: the node died under both),
-#: leave_child (starts a process in its group that ignores SIGTERM, and leaves it behind).
+#: leave_child (starts a process in its group that ignores SIGTERM, and leaves it behind),
+#: checkpoint_x (when x equals it, the trial writes a file into $SWEEPHERD_CHECKPOINT_DIR).
 TRIAL = r"""
 import json, os, signal, sys, time
 import sweepherd
 params = sweepherd.params()
 run_id = os.environ["SWEEPHERD_RUN_ID"]
 attempt = os.environ["SWEEPHERD_ATTEMPT"]
+if params.get("checkpoint_x") == params.get("x"):  # keeps a checkpoint (before its mark)
+    with open(os.path.join(os.environ["SWEEPHERD_CHECKPOINT_DIR"], "step"), "w") as f:
+        f.write(attempt)
 marks = os.path.join(os.path.dirname(os.path.abspath(__file__)), "marks")
 os.makedirs(marks, exist_ok=True)
 with open(os.path.join(marks, f"{run_id}.{attempt}.{os.getpid()}"), "w") as f:

@@ -2,8 +2,10 @@
 
 The trial (``trial.py`` next to the sweep config) writes one JSON file per execution into
 ``marks/``: its run id and attempt, the Slurm and sweepherd environment it saw, and when it
-started and ended. Parameters: ``sleep_s`` (every attempt), ``sleep_first_s`` (attempt 1 only:
-a run that is still running when a test preempts it), ``x`` (the metric is ``x ** 2``).
+started and ended. Parameters: ``sleep_s`` (every attempt), ``sleep_first_s`` (the first
+``first_attempts`` attempts, default 1: a run that is still running when a test preempts it),
+``x`` (the metric is ``x ** 2``), ``checkpoint_x`` (the run whose ``x`` is this writes a file
+into ``$SWEEPHERD_CHECKPOINT_DIR``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ def save():
     os.replace(tmp, os.path.join(marks, name))
 
 save()
-if record["attempt"] == 1:
+if params.get("checkpoint_x") == params.get("x"):  # this run keeps a checkpoint
+    with open(os.path.join(env["SWEEPHERD_CHECKPOINT_DIR"], "step"), "w") as f:
+        f.write(str(record["attempt"]))
+if record["attempt"] <= int(params.get("first_attempts", 1)):
     time.sleep(float(params.get("sleep_first_s", 0)))
 time.sleep(float(params.get("sleep_s", 0)))
 sweepherd.log({"loss": float(params.get("x", 0)) ** 2})

@@ -38,10 +38,13 @@ from sweepherd.agent._slots import Slot
 from sweepherd.agent._trial import StopCause, Trial, pidfd_for, spawn
 from sweepherd.errors import AgentError, StoreError, SweepherdError
 from sweepherd.live_metric import LIVE_FILE, live_document
-from sweepherd.runs import Run, RunState
+from sweepherd.runs import MAX_TIMEOUTS, Run, RunState
 from sweepherd.store import RunResult, SweepStore, write_atomic
 
 log = logging.getLogger("sweepherd.agent")
+
+#: The folder of a run's folder that stays the same across attempts ($SWEEPHERD_CHECKPOINT_DIR).
+CHECKPOINT_DIR = "checkpoints"
 
 #: Exit status of an agent that stopped because it was signalled (preemption, time limit,
 #: Ctrl-C) while the sweep still had work: "requeue me" (EX_TEMPFAIL).
@@ -51,6 +54,18 @@ EXIT_REQUEUE = 75
 #: ``--all-nodes`` sends inside Slurm (``scancel --signal=URG``): unlike USR1 or TERM it does
 #: not kill the trials it also reaches, since its default action is to be ignored.
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGURG)
+
+#: Set by ``--all-nodes`` to the number of the signal it sends its agents for Slurm's time-limit
+#: warning (one ignored by default, like SIGURG, but not one a terminal sends: only agents it
+#: starts know it). USR1 itself, as sweepherd's jobs ask Slurm for it, means the same. A run
+#: stopped by either that keeps no checkpoint counts toward :data:`~sweepherd.runs.MAX_TIMEOUTS`.
+TIME_LIMIT_SIGNAL_ENV = "SWEEPHERD_TIME_LIMIT_SIGNAL"
+
+
+def _time_limit_signals() -> frozenset[int]:
+    named = os.environ.get(TIME_LIMIT_SIGNAL_ENV, "")
+    return frozenset({signal.SIGUSR1, *([int(named)] if named.isdigit() else [])})
+
 
 #: Signals that may kill a trial directly when Slurm stops a job (scancel, time limit) just
 #: before the agent hears of it. A trial that dies of one of these gets this long for the
@@ -116,6 +131,7 @@ class Agent:
         self._pending: list[RunResult] = []
         self._result = AgentResult(self.id)
         self._stop_signal: int | None = None
+        self._time_limit = False  # the first stop signal was the time limit's warning
         self._no_more = False  # claim said there is nothing to run right now
         self._n_failed = 0  # own runs that failed by themselves (not stopped by the agent)
         self._n_finished = 0
@@ -225,7 +241,7 @@ class Agent:
             run_dir = self.store.run_dir(run.id).resolve()
             params_file = run_dir / "params.yaml"
             _write_params(params_file, run.params)
-            ckpt = run_dir / "checkpoints"
+            ckpt = run_dir / CHECKPOINT_DIR
             ckpt.mkdir(exist_ok=True)
             ctx = TrialContext(
                 sweep_dir=self.store.path.resolve(),
@@ -334,8 +350,17 @@ class Agent:
             # `sweepherd cancel` marks the sweep cancelled, then scancels its Slurm jobs: their
             # SIGTERM usually comes before this agent's next look at the journal.
             cause = StopCause.CANCEL
+        timeout = False
         if cause is StopCause.PREEMPT:
             state, reason = RunState.PREEMPTED, "stopped by a signal to the agent; will resume"
+            if self._time_limit and not _keeps_checkpoint(self.store.run_path(trial.run.id)):
+                timeout = True
+                n = trial.run.timeouts + 1
+                reason = (
+                    f"stopped by the job's time limit ({n} of {MAX_TIMEOUTS} times with no "
+                    "checkpoint in $SWEEPHERD_CHECKPOINT_DIR"
+                    + ("; not resumed again)" if n >= MAX_TIMEOUTS else "; will resume)")
+                )
         elif cause is StopCause.CANCEL:
             state, reason = RunState.KILLED, "the sweep was cancelled"
         elif cause is StopCause.EARLY:
@@ -366,6 +391,7 @@ class Agent:
             summary or None,
             reason,
             metric_range=trial.metrics.metric_range(metric_name) if metric_name else None,
+            timeout=timeout,
         )
 
     def _sweep_cancelled(self) -> bool:
@@ -531,11 +557,14 @@ class Agent:
         if threading.current_thread() is not threading.main_thread():
             yield  # signal handlers can only be set from the main thread
             return
-        previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+        time_limit_signals = _time_limit_signals()
+        handled = {*_STOP_SIGNALS, *time_limit_signals}
+        previous = {sig: signal.getsignal(sig) for sig in handled}
         old_fd = signal.set_wakeup_fd(self._wake_w)
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             if self._stop_signal is None:
+                self._time_limit = signum in time_limit_signals
                 for trial in self._trials.values():  # ended, not stopped: judge by exit status
                     trial.ended_before_stop = trial.exited_by_itself()
                 log.warning(
@@ -547,7 +576,7 @@ class Agent:
                     trial.signal_group(signal.SIGKILL)
             self._stop_signal = signum
 
-        for sig in _STOP_SIGNALS:
+        for sig in handled:
             signal.signal(sig, on_signal)
         try:
             yield
@@ -665,3 +694,12 @@ def _short(params: Any, limit: int = 120) -> str:
 
 def _now_iso() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _keeps_checkpoint(run_dir: Path) -> bool:
+    """Whether the run wrote anything into its ``$SWEEPHERD_CHECKPOINT_DIR`` (so a resume goes
+    on from there rather than starting over)."""
+    try:
+        return any((run_dir / CHECKPOINT_DIR).iterdir())
+    except OSError:
+        return False

@@ -26,7 +26,14 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    from sweepherd.monitor import progress, progress_text, run_as_dict, runs_table, slurm_view
+    from sweepherd.monitor import (
+        failures_text,
+        progress,
+        progress_text,
+        run_as_dict,
+        runs_table,
+        slurm_view,
+    )
     from sweepherd.store import open_sweep
     from sweepherd.wandb import describe
 
@@ -77,6 +84,7 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
                 f"(last {len(shown)} of {len(runs)} runs; --all shows every run)", style="dim"
             )
         console.print(runs_table(config, shown))
+        console.print(failures_text(runs), end="")  # why runs failed or are not run again
     if jobs.rows or snap.jobs:  # pending jobs too: why no run has started yet
         console.print(slurm_view(jobs))
 

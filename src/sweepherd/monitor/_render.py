@@ -150,7 +150,7 @@ def best_table(config: SweepConfig, runs: Sequence[Run], n: int = 5) -> Table:
 
 
 def failures_text(runs: Sequence[Run], limit: int = 3) -> Text:
-    """The first failed runs (and lost runs given up) with their reasons, one line each."""
+    """The first failed runs (and runs given up) with their reasons, one line each."""
     text = Text()
     failed = failed_runs(runs)
     for run in failed[:limit]:

@@ -25,7 +25,7 @@ class Progress:
     n_waiting: int  # preempted or lost, to be run again
     expected: int | None  # runs the sweep will make in all, when known (grid size, run_cap)
     counts: dict[RunState, int]
-    n_given_up: int = 0  # lost too often to be run again (see sweepherd.runs.MAX_LOSSES)
+    n_given_up: int = 0  # lost or timed out too often to run again (sweepherd.runs.MAX_*)
 
     @property
     def n_settled(self) -> int:
@@ -67,12 +67,19 @@ def progress(config: SweepConfig, runs: Sequence[Run]) -> Progress:
 
 
 def failed_runs(runs: Iterable[Run]) -> list[Run]:
-    """Runs that failed, and lost runs that will not be run again (see :func:`why_failed`)."""
+    """Runs that failed, and lost or preempted runs that will not be run again (see
+    :func:`why_failed`)."""
     return [r for r in runs if r.state is RunState.FAILED or r.gave_up]
 
 
 def why_failed(run: Run) -> str | None:
-    """The reason of a failed run; for a lost run given up, why it is not run again."""
+    """The reason of a failed run; for a run given up, why it is not run again."""
+    if run.gave_up and run.state is RunState.PREEMPTED:
+        return (
+            f"stopped by the job's time limit {run.timeouts} times, starting over each time "
+            "(no checkpoint in $SWEEPHERD_CHECKPOINT_DIR), so not resumed again: give it a "
+            "longer --time, or save checkpoints there and resume from them"
+        )
     if run.gave_up:
         return (
             f"lost {run.losses} times, so not run again (its setting may bring its node down); "
@@ -108,6 +115,7 @@ def run_as_dict(run: Run) -> dict[str, object]:
         "params": dict(run.params),
         "attempt": run.attempt,
         "losses": run.losses,  # attempts declared lost
+        "timeouts": run.timeouts,  # attempts stopped by a time limit with no checkpoint kept
         "will_run_again": run.will_run_again,
         "node": run.node,
         "gpus": run.gpus,

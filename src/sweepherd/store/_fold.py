@@ -240,6 +240,7 @@ def _on_end(state: FoldState, ev: Mapping[str, Any]) -> bool:
     metric_range = parse_range(ev.get("range"))
     summary = ev.get("summary")
     exit_code = ev.get("exit_code")
+    timed_out = result_state is RunState.PREEMPTED and ev.get("timeout") is True
     state.runs[run.id] = _evolve(
         run,
         state=result_state,
@@ -249,6 +250,7 @@ def _on_end(state: FoldState, ev: Mapping[str, Any]) -> bool:
         metric_range=run.metric_range if metric_range is None else metric_range,
         summary=run.summary if summary is None else dict(summary),
         reason=_opt_str(ev.get("reason")),
+        timeouts=run.timeouts + int(timed_out),
     )
     return True
 

@@ -64,6 +64,8 @@ class RunResult:
     summary: Mapping[str, Any] | None = None
     reason: str | None = None
     metric_range: tuple[float, float] | None = None
+    #: Preempted by the job's time limit with no checkpoint kept (counts toward MAX_TIMEOUTS).
+    timeout: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -77,6 +79,7 @@ class RunResult:
             ("summary", self.summary),
             ("reason", self.reason),
             ("range", None if self.metric_range is None else list(self.metric_range)),
+            ("timeout", True if self.timeout else None),
         ):
             if value is not None:
                 out[key] = value
@@ -94,6 +97,7 @@ class RunResult:
             summary=None if summary is None else dict(summary),
             reason=None if raw.get("reason") is None else str(raw["reason"]),
             metric_range=parse_range(raw.get("range")),
+            timeout=raw.get("timeout") is True,
         )
 
 

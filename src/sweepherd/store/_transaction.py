@@ -122,6 +122,7 @@ class Transaction:
         reason: str | None = None,
         *,
         metric_range: tuple[float, float] | None = None,
+        timeout: bool = False,
         req: str | None = None,
     ) -> bool:
         """Record how ``attempt`` of a run ended; False (nothing written) for a duplicate.
@@ -129,6 +130,8 @@ class Transaction:
         ``state`` is any state but ``running``: a terminal one, or ``preempted``. The first
         terminal result wins; a result for an older attempt counts only if it is ``finished``
         and the run is not terminal yet (see :func:`~sweepherd.store.result_applies`).
+        ``timeout``: preempted by the job's time limit with no checkpoint kept (it counts
+        toward :data:`~sweepherd.runs.MAX_TIMEOUTS`).
         """
         result_state = RunState(state)
         if result_state is RunState.RUNNING:
@@ -153,6 +156,8 @@ class Transaction:
             event["reason"] = reason
         if metric_range is not None:
             event["range"] = list(metric_range)
+        if timeout and result_state is RunState.PREEMPTED:
+            event["timeout"] = True
         if req is not None:
             event["req"] = req
         self._push(event)
@@ -169,6 +174,7 @@ class Transaction:
             summary=result.summary,
             reason=result.reason,
             metric_range=result.metric_range,
+            timeout=result.timeout,
             req=req,
         )
 

@@ -3,10 +3,11 @@
 ``fake_agent.py OUT_DIR MODE`` appends JSON events to OUT_DIR/events.jsonl: where it runs
 (SLURMD_NODENAME, CUDA_VISIBLE_DEVICES, SLURM_RESTART_COUNT) and the signals it gets. Like
 an agent, it runs a "trial" child in its own session with default signal dispositions.
-MODE ``preemptible``: on SIGURG, SIGUSR1 or SIGTERM record whether the trial is still alive,
+MODE ``preemptible``: on SIGURG, SIGWINCH (the time limit's stop), SIGUSR1 or SIGTERM record
+whether the trial is still alive,
 stop it and exit 75 ("requeue me"); after a requeue (SLURM_RESTART_COUNT >= 1) exit 0 at
 once, as an agent that finds the sweep done.
-MODE ``stubborn``: record SIGURG and SIGUSR1 and ignore them; die of SIGTERM as usual.
+MODE ``stubborn``: record SIGURG, SIGWINCH and SIGUSR1 and ignore them; die of SIGTERM as usual.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def preempted(signum: int, frame: FrameType | None) -> None:
 
 
 signal.signal(signal.SIGURG, preempted)
+signal.signal(signal.SIGWINCH, preempted)
 signal.signal(signal.SIGUSR1, preempted)
 if mode == "preemptible":
     signal.signal(signal.SIGTERM, preempted)

@@ -20,6 +20,7 @@ import pytest
 from sweepherd.errors import LaunchError
 from sweepherd.launch.slurm import (
     AGENT_STOP_SIGNAL,
+    AGENT_TIME_LIMIT_SIGNAL,
     REQUEUE_EXIT_STATUS,
     FanOutResult,
     allocation_nodes,
@@ -147,7 +148,8 @@ def test_agents_per_node_get_usr1_and_the_job_requeues(
     events = _events(tmp_path)
     signals = [e for e in events if e["event"] == "signal"]
     assert sorted(str(e["node"]) for e in signals) == nodes
-    assert {e["signal"] for e in signals} == {int(AGENT_STOP_SIGNAL)}  # not the USR1 itself
+    # not the USR1 itself: the time limit's own stop signal, which the trials ignore too
+    assert {e["signal"] for e in signals} == {int(AGENT_TIME_LIMIT_SIGNAL)}
     assert all(e["trial_alive"] for e in signals)  # the trials ignored it; the agents stop them
     assert sorted(str(e["node"]) for e in events if e["event"] == "done") != []
     first, second = _events(tmp_path, "results.jsonl")
@@ -208,12 +210,26 @@ def test_gres_asks_for_fewer_gpus(slurm_cluster: object, tmp_path: Path) -> None
 
 
 @pytest.mark.slurm
+def test_a_term_that_is_not_the_time_limit_asks_the_agents_with_the_other_signal(
+    slurm_cluster: object, tmp_path: Path
+) -> None:
+    """SIGTERM (a preemption, a cancel) is not the time limit: the agents get SIGURG, so their
+    runs resume as often as they are preempted (only time limits count toward a cap)."""
+    job = _submit(tmp_path, "preemptible", "#SBATCH --nodes=1", "#SBATCH --no-requeue")
+    _wait_started(tmp_path, 1)
+    scancel([job], signal="TERM", batch=True)
+    wait_for_jobs(job, all_ended)
+    [event] = [e for e in _events(tmp_path) if e["event"] == "signal"]
+    assert (event["signal"], event["trial_alive"]) == (int(AGENT_STOP_SIGNAL), True)
+
+
+@pytest.mark.slurm
 def test_a_second_term_aborts_agents_that_do_not_stop(
     slurm_cluster: object, tmp_path: Path
 ) -> None:
     job = _submit(tmp_path, "stubborn", "#SBATCH --nodes=2", "#SBATCH --no-requeue")
     _wait_started(tmp_path, 2)
-    scancel([job], signal="USR1", batch=True)  # passed on as SIGURG: ignored by these agents
+    scancel([job], signal="USR1", batch=True)  # passed on as SIGWINCH: ignored by these agents
     deadline = time.monotonic() + 10
     while len([e for e in _events(tmp_path) if e["event"] == "signal"]) < 2:
         assert time.monotonic() < deadline, _events(tmp_path)
@@ -337,5 +353,5 @@ def _stop_the_first_task(tmp_path: Path, job: str) -> None:
         timeout_s=30,
     )
     signals = [e for e in _events(tmp_path / "0") if e["event"] == "signal"]
-    assert [e["signal"] for e in signals] == [int(AGENT_STOP_SIGNAL)]
+    assert [e["signal"] for e in signals] == [int(AGENT_TIME_LIMIT_SIGNAL)]
     assert "passing SIGUSR1" not in _output(tmp_path)

@@ -27,7 +27,7 @@ from support.slurm_sweeps import (
 from sweepherd.cli.main import main
 from sweepherd.errors import ConfigError
 from sweepherd.launch.slurm import JobState, SbatchOptions, SlurmLauncher, scancel, squeue_jobs
-from sweepherd.runs import RunState
+from sweepherd.runs import MAX_TIMEOUTS, RunState
 
 AGENT_ARGS = tuple(FAST_AGENT.split())
 
@@ -111,7 +111,8 @@ def test_a_preempted_job_requeues_and_resumes_its_runs_with_the_same_ids(
                 store.run_dir(e["run"]).resolve() / "checkpoints"
             )
     output = (store.path / "slurm" / f"{job}.out").read_text()
-    assert "received SIGURG" in output  # the agents were asked to stop by the fan-out
+    # the agents were asked to stop by the fan-out, for the time limit
+    assert "received SIGWINCH" in output
 
     # `sweepherd status` joins the runs with the job: requeued once, completed, per node.
     capsys.readouterr()
@@ -123,6 +124,63 @@ def test_a_preempted_job_requeues_and_resumes_its_runs_with_the_same_ids(
     assert main(["status", str(store.path)]) == 0
     text = capsys.readouterr().out
     assert "slurm jobs" in text and "COMPLETED (requeued 1x)" in text
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_a_run_that_never_fits_in_the_time_limit_is_not_requeued_forever(
+    slurm_cluster: object,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two runs each outlast three allocations; the one that keeps a checkpoint in
+    $SWEEPHERD_CHECKPOINT_DIR resumes a fourth time and finishes, the one that starts over
+    every time is given up after the third time limit, and the job ends instead of requeueing
+    forever."""
+    monkeypatch.chdir(tmp_path)
+    params = {"x": {"values": [1, 2]}, "checkpoint_x": {"value": 2}}
+    params |= {"sleep_first_s": {"value": 300}, "first_attempts": {"value": MAX_TIMEOUTS}}
+    config = write_sweep(tmp_path, params)
+    scancel_at_end(request, tmp_path / "sweeps")
+    done = SlurmLauncher.submit(config, tmp_path / "sweeps", {"slots": 2, "agent_args": AGENT_ARGS})
+    assert done.store is not None and done.job_id is not None
+    store, job = done.store, done.job_id
+    for attempt in range(1, MAX_TIMEOUTS + 1):
+        poll(
+            lambda a=attempt: sorted(n_executions(tmp_path).values()) == [a, a],
+            90,
+            f"both runs running attempt {attempt}",
+        )
+        scancel([job], signal="USR1", batch=True)  # Slurm's warning before the time limit
+        poll(
+            lambda a=attempt: [e for e in journal_events(store, "end") if e["attempt"] == a][1:],
+            30,
+            f"both runs stopped at attempt {attempt}",
+        )
+    [state] = poll(lambda: _ended(job), 120, "the job to end")
+    assert (state.state, state.exit_code, state.restarts) == ("COMPLETED", 0, MAX_TIMEOUTS)
+
+    by_x = {r.params["x"]: r for r in runs(store).values()}
+    gave_up, kept = by_x[1], by_x[2]
+    assert (gave_up.state, gave_up.attempt, gave_up.timeouts) == (
+        RunState.PREEMPTED,
+        MAX_TIMEOUTS,
+        MAX_TIMEOUTS,
+    )
+    assert gave_up.gave_up and not gave_up.will_run_again
+    assert (kept.state, kept.attempt, kept.timeouts) == (RunState.FINISHED, MAX_TIMEOUTS + 1, 0)
+    assert n_executions(tmp_path) == Counter({gave_up.id: MAX_TIMEOUTS, kept.id: 4})
+    ends = [e for e in journal_events(store, "end") if e["run"] == gave_up.id]
+    assert [e.get("timeout") for e in ends] == [True] * MAX_TIMEOUTS
+
+    capsys.readouterr()
+    assert main(["status", str(store.path), "--json"]) == 0
+    row = next(r for r in json.loads(capsys.readouterr().out)["runs"] if r["id"] == gave_up.id)
+    assert (row["timeouts"], row["will_run_again"]) == (MAX_TIMEOUTS, False)
+    main(["status", str(store.path)])
+    assert f"stopped by the job's time limit {MAX_TIMEOUTS} times" in capsys.readouterr().out
 
 
 @pytest.mark.slurm

@@ -27,6 +27,7 @@ from sweepherd.launch.slurm._commands import (
 )
 from sweepherd.launch.slurm._fanout import (
     AGENT_STOP_SIGNAL,
+    AGENT_TIME_LIMIT_SIGNAL,
     REQUEUE_EXIT_STATUS,
     FanOutResult,
     allocation_nodes,
@@ -50,6 +51,7 @@ from sweepherd.launch.slurm._render_wandb import render_wandb_submit
 
 __all__ = [
     "AGENT_STOP_SIGNAL",
+    "AGENT_TIME_LIMIT_SIGNAL",
     "REQUEUE_EXIT_STATUS",
     "SCALE",
     "SUBMIT",

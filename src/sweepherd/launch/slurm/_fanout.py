@@ -14,8 +14,9 @@ only the task srun started. Passing SIGUSR1 on would therefore kill a trial that
 handle it (or make PyTorch Lightning requeue the job itself) before the agent can stop it
 gracefully. So on the first SIGUSR1, SIGTERM or SIGINT this process asks the agents to stop
 with :data:`AGENT_STOP_SIGNAL` (SIGURG, ``scancel --signal=URG $SLURM_JOB_ID``, or the srun
-steps of an array task, see :func:`_signal_targets`): it is ignored by default, so the trials
-never notice it, and the agents stop gracefully on it. If that
+steps of an array task, see :func:`_signal_targets`), or :data:`AGENT_TIME_LIMIT_SIGNAL`
+(SIGWINCH) when the signal was Slurm's time-limit warning (SIGUSR1): both are ignored by
+default, so the trials never notice them, and the agents stop gracefully on them. If that
 scancel fails, the sruns get SIGUSR1, which srun passes on at once. A second SIGTERM or SIGINT
 is passed on to the sruns as SIGTERM: srun then aborts its step (its processes get SIGTERM,
 then SIGKILL). A single SIGINT would make srun only print the step's status, which is why the
@@ -38,6 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 
+from sweepherd.agent import TIME_LIMIT_SIGNAL_ENV
 from sweepherd.errors import LaunchError, SlurmError
 from sweepherd.launch.slurm._commands import (
     job_steps,
@@ -59,6 +61,11 @@ _REQUEUE_TERM_WAIT_S = 2.0
 #: The signal that asks the agents of the steps to stop gracefully: ignored by default, so the
 #: trials (which get it too, as every process of a step does) carry on until the agent stops them.
 AGENT_STOP_SIGNAL = signal.SIGURG
+#: The same, when what came was Slurm's warning before the time limit (USR1): the agents then
+#: know why they stop (a run that keeps no checkpoint is not resumed forever; see
+#: ``sweepherd.runs.MAX_TIMEOUTS``). Also ignored by default; the agents this starts are told
+#: of it (``sweepherd.agent.TIME_LIMIT_SIGNAL_ENV``): elsewhere a terminal sends it on resize.
+AGENT_TIME_LIMIT_SIGNAL = signal.SIGWINCH
 _FORWARDED = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
 
 
@@ -122,7 +129,9 @@ class _Forwarder:
             return
         log.info("got %s: asking %d agent(s) to stop", name, len(running))
         if self.job_id is not None:
-            stop = AGENT_STOP_SIGNAL.name.removeprefix("SIG")
+            ask = AGENT_TIME_LIMIT_SIGNAL if signum == signal.SIGUSR1 else AGENT_STOP_SIGNAL
+            # by number: scancel 22.05 knows no WINCH by name
+            stop = ask.name.removeprefix("SIG") if ask is AGENT_STOP_SIGNAL else str(int(ask))
             try:
                 targets = _signal_targets(self.job_id)
                 if targets and len(scancel(targets, signal=stop)) < len(targets):
@@ -186,6 +195,7 @@ def fan_out(
     env = os.environ if env is None else env
     names = list(nodes) if nodes is not None else allocation_nodes(env)
     forwarder = _Forwarder(job_reference(env))
+    step_env = {**os.environ, TIME_LIMIT_SIGNAL_ENV: str(int(AGENT_TIME_LIMIT_SIGNAL))}
     requeued = False
     with _forwarding(forwarder):
         for node in names:
@@ -194,7 +204,9 @@ def fan_out(
                 break
             argv = srun_argv(command, node=node, gres=gres, extra_args=srun_args)
             try:
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+                proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, start_new_session=True, env=step_env
+                )
             except FileNotFoundError:
                 for running in forwarder.procs:
                     forwarder.send(running, signal.SIGTERM)
