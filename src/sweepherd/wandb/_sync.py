@@ -1,9 +1,9 @@
 """Uploading the sweep's offline wandb runs to W&B once they have ended: ``wandb sync`` per run.
 
 Which runs: those in :data:`SYNC_STATES` (every terminal state: finished, failed, stopped early,
-killed by a cancel; all hold data worth seeing), and lost runs that will not run again (lost
-:data:`~sweepherd.runs.MAX_LOSSES` times). A preempted or lost run will run again under
-the same id, so it waits; when it ends, its attempts' folders are sent one call each, in start
+killed by a cancel; all hold data worth seeing), and lost or preempted runs that will not run
+again (:attr:`~sweepherd.runs.Run.gave_up`). Any other preempted or lost run will run again
+under the same id, so it waits; when it ends, its attempts' folders are sent one call each, in start
 order, and W&B joins them into one run (``--id``). Folders of online runs (``run-*``, not
 ``offline-run-*``) were uploaded while they ran and are not sent.
 
