@@ -183,17 +183,23 @@ def test_bad_settings_are_caught_before_anything_is_created(
     assert _created(session, before) == {}
 
 
+def _with_partitions(
+    networked: ClusterConfig, image: str, n: int, *, max_nodes: int
+) -> ClusterConfig:
+    """``networked`` with ``n`` CPU partitions instead of its own."""
+    parts = [
+        {"name": f"p{i}", "instance_type": "c6i.large", "max_nodes": max_nodes, "image": image}
+        for i in range(n)
+    ]
+    config = parse_cluster_config(raw_config(image, partitions=parts))
+    return config.with_network(networked.vpc_id, networked.subnet_ids)
+
+
 def test_a_template_over_the_inline_limit_only_when_indented_is_sent_compact(
     networked: ClusterConfig, session: AwsSession, image_id: str
 ) -> None:
     """Sixteen partitions: 60 KB indented, over CloudFormation's 51,200 bytes; 42 KB sent."""
-    parts = [
-        {"name": f"p{i}", "instance_type": "c6i.large", "max_nodes": 2, "image": image_id}
-        for i in range(16)
-    ]
-    config = parse_cluster_config(raw_config(image_id, partitions=parts)).with_network(
-        networked.vpc_id, networked.subnet_ids
-    )
+    config = _with_partitions(networked, image_id, 16, max_nodes=2)
     assert len(template_json(config).encode()) > MAX_TEMPLATE_BYTES
     outputs = deploy(config, session, poll_s=0.1)
     assert outputs["LaunchTemplateP15"].startswith("lt-")
@@ -259,13 +265,7 @@ def test_a_head_node_script_over_ecs_user_data_limit_is_refused_before_anything_
     networked: ClusterConfig, session: AwsSession, image_id: str
 ) -> None:
     """EC2 takes 16,384 bytes of UserData; the head node's grows with every partition."""
-    parts = [
-        {"name": f"part{i}", "instance_type": "c6i.large", "max_nodes": 64, "image": image_id}
-        for i in range(30)
-    ]
-    config = parse_cluster_config(raw_config(image_id, partitions=parts)).with_network(
-        networked.vpc_id, networked.subnet_ids
-    )
+    config = _with_partitions(networked, image_id, 30, max_nodes=64)
     before = aws_resources(session)
     with pytest.raises(CloudError, match="over EC2's UserData limit of 16384") as refused:
         deploy(config, session, poll_s=0.1)
