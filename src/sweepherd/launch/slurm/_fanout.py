@@ -13,10 +13,11 @@ Signals (measured on Slurm 22.05). A signal sent to a step — by srun passing o
 only the task srun started. Passing SIGUSR1 on would therefore kill a trial that does not
 handle it (or make PyTorch Lightning requeue the job itself) before the agent can stop it
 gracefully. So on the first SIGUSR1, SIGTERM or SIGINT this process asks the agents to stop
-with :data:`AGENT_STOP_SIGNAL` (SIGURG, ``scancel --signal=URG $SLURM_JOB_ID``, or the srun
+with :data:`AGENT_STOP_SIGNAL` (SIGURG, ``scancel --signal=23 $SLURM_JOB_ID``, or the srun
 steps of an array task, see :func:`_signal_targets`), or :data:`AGENT_TIME_LIMIT_SIGNAL`
-(SIGWINCH) when the signal was Slurm's time-limit warning (SIGUSR1): both are ignored by
-default, so the trials never notice them, and the agents stop gracefully on them. If that
+(SIGWINCH, 28) when the signal was Slurm's time-limit warning (SIGUSR1), sent by number as
+scancel 22.05 knows no WINCH by name: both are ignored by default, so the trials never
+notice them, and the agents stop gracefully on them. If that
 scancel fails, the sruns get SIGUSR1, which srun passes on at once. A second SIGTERM or SIGINT
 is passed on to the sruns as SIGTERM: srun then aborts its step (its processes get SIGTERM,
 then SIGKILL). A single SIGINT would make srun only print the step's status, which is why the
@@ -130,13 +131,12 @@ class _Forwarder:
         log.info("got %s: asking %d agent(s) to stop", name, len(running))
         if self.job_id is not None:
             ask = AGENT_TIME_LIMIT_SIGNAL if signum == signal.SIGUSR1 else AGENT_STOP_SIGNAL
-            # by number: scancel 22.05 knows no WINCH by name
-            stop = ask.name.removeprefix("SIG") if ask is AGENT_STOP_SIGNAL else str(int(ask))
+            stop = str(int(ask))  # by number: scancel 22.05 knows no WINCH by name
             try:
                 targets = _signal_targets(self.job_id)
                 if targets and len(scancel(targets, signal=stop)) < len(targets):
                     return
-                log.warning("job %s is not running, so SIG%s cannot reach it", self.job_id, stop)
+                log.warning("job %s is not running, so %s cannot reach it", self.job_id, ask.name)
             except SlurmError as exc:
                 log.warning("%s", exc)
             log.warning("passing SIGUSR1 on through srun instead; it reaches the trials too")
