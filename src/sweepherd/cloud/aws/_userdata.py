@@ -201,12 +201,12 @@ def head_node_script(config: ClusterConfig) -> list[str | dict[str, Any]]:
         "\n",
         f"hostnamectl set-hostname {head}\n",
         "printf 'preserve_hostname: true\\n' > /etc/cloud/cloud.cfg.d/99-sweepherd.cfg\n",
-        "TOKEN=$(curl -sf -X PUT http://169.254.169.254/latest/api/token "
+        f"TOKEN=$(curl -sf -X PUT http://{IMDS_ADDR}/latest/api/token "
         "-H 'X-aws-ec2-metadata-token-ttl-seconds: 300')\n",
         'HEAD_ADDR=$(curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" '
-        "http://169.254.169.254/latest/meta-data/local-ipv4)\n",
+        f"http://{IMDS_ADDR}/latest/meta-data/local-ipv4)\n",
         'INSTANCE_ID=$(curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" '
-        "http://169.254.169.254/latest/meta-data/instance-id)\n",
+        f"http://{IMDS_ADDR}/latest/meta-data/instance-id)\n",
         f'echo "$HEAD_ADDR {head}" >> /etc/hosts\n',
         "# Tell CloudFormation whether the setup worked: `deploy` waits for this signal.\n",
         "signal() { python3 -c "
