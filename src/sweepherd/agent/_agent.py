@@ -299,7 +299,7 @@ class Agent:
             if (
                 self._stop_signal is not None
                 and trial.stop_cause is None
-                and not trial.ended_before_stop
+                and not trial.ended_by_itself_first(code)
             ):
                 # Ended after the signal without the agent's asking: Slurm signals every
                 # process of the job, so the trial was most likely stopped by it too.

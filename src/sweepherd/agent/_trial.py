@@ -52,8 +52,10 @@ class Trial:
     stop_deadline: float | None = None  # monotonic time at which SIGKILL follows SIGTERM
     pidfd: int | None = None
     died_at: float | None = None  # monotonic time it was seen dead of an outside signal
-    #: The process had already exited by itself when the agent got its stop signal.
-    ended_before_stop: bool = False
+    #: When the agent got its stop signal, the process had already exited by itself (True),
+    #: had not, or had been killed (False), or was being reaped at that very moment (None:
+    #: its exit status decides, see :meth:`ended_by_itself_first`).
+    ended_before_stop: bool | None = False
 
     @property
     def pid(self) -> int:
@@ -68,15 +70,25 @@ class Trial:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, sig)
 
-    def exited_by_itself(self) -> bool:
+    def exited_by_itself(self) -> bool | None:
         """True once the process has exited (not been killed by a signal); does not reap it.
 
-        Safe in a signal handler: it only peeks at the process's state.
+        Safe in a signal handler: it only peeks at the process's state. None when the process
+        is being reaped at this very instant: a handler can run between ``poll()``'s reaping
+        and its storing of the exit status, which only that ``poll()`` then knows.
         """
         code = self.process.returncode
-        if code is None:  # reaped meanwhile: the next poll() says how it ended
-            return self._peek() == os.CLD_EXITED
-        return code >= 0
+        if code is not None:
+            return code >= 0
+        state = self._peek()
+        return None if state == _REAPED else state == os.CLD_EXITED
+
+    def ended_by_itself_first(self, code: int) -> bool:
+        """Whether the trial, now ended with exit status ``code``, had exited by itself before
+        the agent's stop signal (as recorded in :attr:`ended_before_stop`)."""
+        if self.ended_before_stop is None:  # it had ended: being reaped as the signal came
+            return code >= 0
+        return self.ended_before_stop
 
     def has_ended(self) -> bool:
         """True once the process has ended, by itself or by a signal; does not reap it."""
