@@ -55,6 +55,13 @@ MAX_LOSSES = 3
 #: :attr:`Run.gave_up`). Runs that checkpoint there resume for as long as they need.
 MAX_TIMEOUTS = 3
 
+#: Set by ``--all-nodes`` to the number of the signal it sends its agents for Slurm's time-limit
+#: warning (one ignored by default, like SIGURG, but not one a terminal sends: only agents it
+#: starts know it). USR1 itself, as sweepherd's jobs ask Slurm for it, means the same. A run
+#: stopped by either that keeps no checkpoint counts toward :data:`MAX_TIMEOUTS`. (Defined here,
+#: not in the agent package, so the fan-out of a batch job names it without importing the agent.)
+TIME_LIMIT_SIGNAL_ENV = "SWEEPHERD_TIME_LIMIT_SIGNAL"
+
 
 @dataclass(frozen=True)
 class Run:

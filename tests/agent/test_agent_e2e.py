@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from support.agents import SweepFactory, marks, wait_for
-from sweepherd.agent import TIME_LIMIT_SIGNAL_ENV
-from sweepherd.runs import MAX_LOSSES, RunState
+from sweepherd.runs import MAX_LOSSES, TIME_LIMIT_SIGNAL_ENV, RunState
 from sweepherd.store import SweepStore, open_sweep
 
 FAST = ("--heartbeat", "0.3", "--lost-after", "2", "--stop-grace", "5")

@@ -2,7 +2,6 @@
 
 from sweepherd.agent._agent import (
     EXIT_REQUEUE,
-    TIME_LIMIT_SIGNAL_ENV,
     Agent,
     AgentOptions,
     AgentResult,
@@ -11,7 +10,6 @@ from sweepherd.agent._slots import Slot, parse_gpus, plan_slots
 
 __all__ = [
     "EXIT_REQUEUE",
-    "TIME_LIMIT_SIGNAL_ENV",
     "Agent",
     "AgentOptions",
     "AgentResult",

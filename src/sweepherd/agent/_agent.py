@@ -38,7 +38,7 @@ from sweepherd.agent._slots import Slot
 from sweepherd.agent._trial import StopCause, Trial, pidfd_for, spawn
 from sweepherd.errors import AgentError, StoreError, SweepherdError
 from sweepherd.live_metric import LIVE_FILE, live_document
-from sweepherd.runs import MAX_TIMEOUTS, Run, RunState
+from sweepherd.runs import MAX_TIMEOUTS, TIME_LIMIT_SIGNAL_ENV, Run, RunState
 from sweepherd.store import RunResult, SweepStore, write_atomic
 
 log = logging.getLogger("sweepherd.agent")
@@ -54,12 +54,6 @@ EXIT_REQUEUE = 75
 #: ``--all-nodes`` sends inside Slurm (``scancel --signal=URG``): unlike USR1 or TERM it does
 #: not kill the trials it also reaches, since its default action is to be ignored.
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGURG)
-
-#: Set by ``--all-nodes`` to the number of the signal it sends its agents for Slurm's time-limit
-#: warning (one ignored by default, like SIGURG, but not one a terminal sends: only agents it
-#: starts know it). USR1 itself, as sweepherd's jobs ask Slurm for it, means the same. A run
-#: stopped by either that keeps no checkpoint counts toward :data:`~sweepherd.runs.MAX_TIMEOUTS`.
-TIME_LIMIT_SIGNAL_ENV = "SWEEPHERD_TIME_LIMIT_SIGNAL"
 
 
 def _time_limit_signals() -> frozenset[int]:

@@ -40,7 +40,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 
-from sweepherd.agent import TIME_LIMIT_SIGNAL_ENV
 from sweepherd.errors import LaunchError, SlurmError
 from sweepherd.launch.slurm._commands import (
     job_steps,
@@ -51,6 +50,7 @@ from sweepherd.launch.slurm._commands import (
     squeue_jobs,
     srun_argv,
 )
+from sweepherd.runs import TIME_LIMIT_SIGNAL_ENV
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ AGENT_STOP_SIGNAL = signal.SIGURG
 #: The same, when what came was Slurm's warning before the time limit (USR1): the agents then
 #: know why they stop (a run that keeps no checkpoint is not resumed forever; see
 #: ``sweepherd.runs.MAX_TIMEOUTS``). Also ignored by default; the agents this starts are told
-#: of it (``sweepherd.agent.TIME_LIMIT_SIGNAL_ENV``): elsewhere a terminal sends it on resize.
+#: of it (``sweepherd.runs.TIME_LIMIT_SIGNAL_ENV``): elsewhere a terminal sends it on resize.
 AGENT_TIME_LIMIT_SIGNAL = signal.SIGWINCH
 _FORWARDED = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
 
