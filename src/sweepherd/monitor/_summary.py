@@ -78,7 +78,8 @@ def why_failed(run: Run) -> str | None:
         return (
             f"stopped by the job's time limit {run.timeouts} times, starting over each time "
             "(no checkpoint in $SWEEPHERD_CHECKPOINT_DIR), so not resumed again: give it a "
-            "longer --time, or save checkpoints there and resume from them"
+            "longer --time, or save checkpoints there and resume from them (a script that keeps "
+            "them elsewhere: leave any file there)"
         )
     if run.gave_up:
         return (
