@@ -57,6 +57,21 @@ def test_the_sweep_path_wandb_agent_takes(
     assert WandbSweep("s1", entity, project).path == path
 
 
+def test_an_entity_without_a_project_reaches_wandb_agent() -> None:
+    """``wandb agent ID`` alone would look the sweep up under the user's default entity."""
+    sweep = WandbSweep("s1", "team", None)
+    assert wandb_agent_argv(sweep, wandb="wandb", count=None) == [
+        "wandb",
+        "agent",
+        "--forward-signals",
+        "--entity",
+        "team",
+        "s1",
+    ]
+    assert sweep.agent_command == "wandb agent --entity team s1"
+    assert WandbSweep("s1", None, None).agent_command == "wandb agent s1"
+
+
 def test_argv_forwards_signals_and_counts_only_when_bounded() -> None:
     sweep = WandbSweep("s1", "e", "p")
     assert wandb_agent_argv(sweep, wandb="/x/wandb", count=3) == [

@@ -76,7 +76,7 @@ def test_dry_run_prints_the_script_and_creates_nothing_not_even_the_wandb_sweep(
     assert creator.calls == []
     assert not root.exists()
     assert "SWEEP_ID stands for its id" in err
-    assert out.startswith("#!/bin/bash\n# sweepherd: W&B agents for the W&B sweep proj/SWEEP_ID\n")
+    assert out.startswith("#!/bin/bash\n# sweepherd: W&B agents: wandb agent proj/SWEEP_ID\n")
     assert "#SBATCH --nodes=3\n" in out and "#SBATCH --gres=gpu:2\n" in out
     # 12 grid points over 3 nodes x 2 GPUs x 2 trials = 12 agents: one run each
     wandb = project / "bin" / "wandb"

@@ -19,6 +19,7 @@ import io
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import sys
@@ -66,6 +67,20 @@ class WandbSweep:
             return f"{self.project}/{self.sweep_id}"
         return f"{self.entity}/{self.project}/{self.sweep_id}"
 
+    @property
+    def agent_args(self) -> tuple[str, ...]:
+        """What names the sweep on ``wandb agent``'s command line: :attr:`path`, with
+        ``--entity`` before it when the entity is known but the project is not (a bare id would
+        be looked up under the default entity, not the team's)."""
+        if self.project is None and self.entity is not None:
+            return ("--entity", self.entity, self.sweep_id)
+        return (self.path,)
+
+    @property
+    def agent_command(self) -> str:
+        """``wandb agent ...`` for this sweep, as a user would type it."""
+        return shlex.join(["wandb", "agent", *self.agent_args])
+
     def to_meta(self) -> dict[str, str | None]:
         """The JSON object stored under ``meta.json``'s ``wandb`` key."""
         return {
@@ -109,7 +124,7 @@ def describe(store: SweepStore) -> str | None:
     where = sweep.url or f"W&B sweep {sweep.path}"
     return (
         f"runs on W&B's sweep controller: its runs are at {where}; "
-        f"more agents: wandb agent {sweep.path}"
+        f"more agents: {sweep.agent_command}"
     )
 
 
@@ -253,11 +268,11 @@ def find_wandb_executable() -> str:
 
 
 def wandb_agent_argv(sweep: WandbSweep, *, wandb: str, count: int | None) -> list[str]:
-    """``wandb agent [--count N] --forward-signals PATH``: signals reach the agent's runs."""
+    """``wandb agent [--count N] --forward-signals SWEEP``: signals reach the agent's runs."""
     argv = [wandb, "agent"]
     if count is not None:
         argv += ["--count", str(count)]
-    return [*argv, "--forward-signals", sweep.path]
+    return [*argv, "--forward-signals", *sweep.agent_args]
 
 
 def gpu_slots(

@@ -119,7 +119,7 @@ def submit_wandb(
             f"{message} Nothing was submitted; the sweep directory made for it was removed, "
             f"but the W&B sweep {sweep.path} was created.",
             hint=f"Fix the problem and submit again, or start agents for that sweep yourself "
-            f"with `wandb agent {sweep.path}`.",
+            f"with `{sweep.agent_command}`.",
         ) from exc
     _record(store, job_id, options, path)
     return WandbSubmission(done.script, sweep, done.n_agents, done.count, store, path, job_id)
@@ -143,7 +143,7 @@ def _rendered(
 
     n_agents, count = agents
     script = render_wandb_submit(
-        options, sweep_path=sweep.path, workdir=workdir, count=count, wandb=wandb
+        options, sweep_args=sweep.agent_args, workdir=workdir, count=count, wandb=wandb
     )
     return WandbSubmission(script, sweep, n_agents, count)
 

@@ -40,11 +40,11 @@ CASES: dict[str, tuple[SbatchOptions, dict[str, object]]] = {
             sbatch_args=("--constraint=a100|h100", "--exclusive"),
             env={"WANDB_API_KEY_FILE": "/home/me/.wandb-key"},
         ),
-        {"sweep_path": "team/proj/abc123", "workdir": Path("/home/me/project"), "count": 3},
+        {"sweep_args": ["team/proj/abc123"], "workdir": Path("/home/me/project"), "count": 3},
     ),
     "wandb_submit_cpu_slots_no_requeue": (
         SbatchOptions(sweep_dir=Path("/sweeps/cpu"), nodes=2, slots=3, requeue=False),
-        {"sweep_path": "proj/abc123", "workdir": Path("/work"), "count": None},
+        {"sweep_args": ["--entity", "team", "abc123"], "workdir": Path("/work"), "count": None},
     ),
     "wandb_submit_nasty_values": (
         SbatchOptions(
@@ -53,7 +53,7 @@ CASES: dict[str, tuple[SbatchOptions, dict[str, object]]] = {
             job_name=NASTY,
             env={"NOTE": NASTY},
         ),
-        {"sweep_path": "e/p/abc", "workdir": Path("/my work/it's"), "count": 1},
+        {"sweep_args": ["e/p/abc"], "workdir": Path("/my work/it's"), "count": 1},
     ),
 }
 
@@ -87,7 +87,7 @@ def _run_node_part(
     records.mkdir()
     (options.sweep_dir / "slurm").mkdir(parents=True)
     script = render_wandb_submit(
-        options, sweep_path="e/p/abc", workdir=tmp_path, count=count, wandb=str(wandb)
+        options, sweep_args=["e/p/abc"], workdir=tmp_path, count=count, wandb=str(wandb)
     )
     node_part = _exec_line(script)[7]
     logs = options.sweep_dir / "slurm"

@@ -17,6 +17,7 @@ forward it to their runs (``--forward-signals``). ``signal_grace_s``, ``stagger_
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 from sweepherd.launch.slurm._options import SbatchOptions
@@ -29,21 +30,22 @@ LOG_DIR_VAR = "SWEEPHERD_WANDB_AGENT_LOGS"
 def render_wandb_submit(
     options: SbatchOptions,
     *,
-    sweep_path: str,
+    sweep_args: Sequence[str],
     workdir: Path,
     count: int | None = None,
     wandb: str = "wandb",
 ) -> str:
-    """The sbatch script that runs W&B sweep ``sweep_path`` on ``options.nodes`` nodes.
+    """The sbatch script that runs a W&B sweep on ``options.nodes`` nodes.
 
-    ``sweep_path`` is what ``wandb agent`` takes (``entity/project/id``); the agents start in
+    ``sweep_args`` name the sweep to ``wandb agent`` (``entity/project/id``, or ``--entity``,
+    the entity and the id; see ``WandbSweep.agent_args``); the agents start in
     ``workdir`` (where the sweep's ``program`` is) and each runs at most ``count`` runs.
     ``wandb`` is the command to run (resolved on the node after the setup lines when bare).
     """
     sweep_dir = str(options.sweep_dir)
     output = options.output or f"{_slurm_filename(sweep_dir)}/slurm/%j.out"
     head = [
-        f"# sweepherd: W&B agents for the W&B sweep {_one_line(sweep_path)}",
+        f"# sweepherd: W&B agents: {_one_line(shlex.join(['wandb', 'agent', *sweep_args]))}",
         f"# (sweep directory {sweep_dir})",
         f"# {options.nodes} node(s); {_capacity(options)},",
         "# each trial run by its own `wandb agent`.",
@@ -61,18 +63,20 @@ def render_wandb_submit(
         "",
         "# one task per node; each starts its node's agents and waits for them",
         f"exec srun --nodes={options.nodes} --ntasks={options.nodes} --ntasks-per-node=1 "
-        f"bash -c {shlex.quote(_node_script(options, sweep_path, wandb, count))}",
+        f"bash -c {shlex.quote(_node_script(options, sweep_args, wandb, count))}",
         "",
     ]
     return "\n".join(lines)
 
 
-def _node_script(options: SbatchOptions, sweep_path: str, wandb: str, count: int | None) -> str:
+def _node_script(
+    options: SbatchOptions, sweep_args: Sequence[str], wandb: str, count: int | None
+) -> str:
     """The shell text each node's task runs: start the agents in the background, wait."""
     argv = [wandb, "agent"]
     if count is not None:
         argv += ["--count", str(count)]
-    agent = shlex.join([*argv, "--forward-signals", sweep_path])
+    agent = shlex.join([*argv, "--forward-signals", *sweep_args])
     log = f'"${LOG_DIR_VAR}/wandb-agent-$SLURM_JOB_ID-$SLURMD_NODENAME-$slot.log"'
     if options.gpus_per_node:
         lines = [
