@@ -88,6 +88,9 @@ class Run:
     reason: str | None = None  # why it failed / was stopped, in words
     losses: int = 0  # how many of its attempts were declared lost
     timeouts: int = 0  # attempts stopped by the job's time limit with no checkpoint kept
+    # The attempt whose result a terminal run holds: an older one than ``attempt`` when a
+    # run declared lost finished after all while another agent was running it again.
+    result_attempt: int | None = None
 
     @property
     def will_run_again(self) -> bool:

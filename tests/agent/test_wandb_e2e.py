@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,13 @@ from support.agents import agent_argv, wait_for
 from sweepherd.config import parse_config
 from sweepherd.runs import Run, RunState
 from sweepherd.store import SweepStore, create_sweep, open_sweep
-from sweepherd.wandb import MetricTracker, RunLogReader, find_run_logs
+from sweepherd.wandb import (
+    MetricTracker,
+    RunLogReader,
+    TransactionLogReader,
+    find_run_logs,
+    plan_sync,
+)
 
 pytest.importorskip("wandb")
 pytestmark = pytest.mark.wandb
@@ -357,6 +364,68 @@ def test_a_preempted_wandb_run_resumes_under_the_same_id(agents: Agents) -> None
     assert tracker.n_attempts == 2
     assert tracker.exit_code == 0
     assert printed_config(store, run) == expected_config("wait")
+
+
+def test_an_attempt_stopped_because_an_earlier_one_finished_is_not_synced(
+    agents: Agents,
+) -> None:
+    """An agent cut off for a while (here: stopped) is declared lost and its run started again
+    elsewhere; then its own attempt finishes after all. That result stands, the second agent
+    stops its attempt, and marks its wandb files so `sweepherd sync` leaves them out: sent
+    after the first attempt's, their partial history and summary would become the W&B run's."""
+    store = agents.sweep({"mode": {"value": "wait"}})
+    first = agents.start(store)
+    _wait_live(store, len(LOSSES))
+    (run,) = runs_of(store)
+    pid_file = agents.folder / f"pid-{run.id}"
+    first_pid = int(pid_file.read_text())
+    first.send_signal(signal.SIGSTOP)  # its heartbeat goes quiet; its trial goes on
+    try:
+        # An agent that finds nothing to claim waits only for runs of quiet agents.
+        wait_for(lambda: _quiet_for(store, 1.0), what="the first agent's heartbeat to age")
+        second = agents.start(store)
+        wait_for(lambda: runs_of(store)[0].attempt == 2, timeout_s=60, what="attempt 2")
+        wait_for(lambda: int(pid_file.read_text() or 0) != first_pid, what="attempt 2's script")
+        wait_for(lambda: len(_logged(store, run.id, -1)) == len(LOSSES), what="attempt 2's losses")
+        (agents.folder / f"release-{first_pid}").touch()  # attempt 1 ends, unseen as yet
+        wait_for(lambda: _proc_state(first_pid) in ("Z", None), what="attempt 1 to end")
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert first.wait(timeout=60) == 0
+    assert second.wait(timeout=60) == 0
+    (run,) = runs_of(store)
+    assert (run.state, run.attempt, run.result_attempt) == (RunState.FINISHED, 2, 1)
+    assert run.metric == pytest.approx(LOSSES[-1])
+
+    logs = find_run_logs(store.run_dir(run.id), run.id)
+    assert len(logs) == 2
+    (item,) = plan_sync(store, settle_s=0).items
+    assert (item.files, item.superseded) == ((logs[0],), (logs[1],))
+
+
+def _quiet_for(store: SweepStore, seconds: float) -> bool:
+    """Every agent's heartbeat is older than ``seconds``."""
+    now = time.time()
+    return all(beat.age_s(now) > seconds for beat in store.heartbeats().values())
+
+
+def _logged(store: SweepStore, run_id: str, attempt_index: int) -> list[float]:
+    """The val_loss values one attempt's transaction log holds so far (by start order)."""
+    logs = find_run_logs(store.run_dir(run_id), run_id)
+    if len(logs) < 2:
+        return []
+    tracker = MetricTracker()
+    tracker.update(TransactionLogReader(logs[attempt_index]).read_new())
+    return tracker.history("val_loss")
+
+
+def _proc_state(pid: int) -> str | None:
+    """The state letter of a process in /proc (R, S, Z, ...); None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
 
 
 def test_the_trial_imports_no_sweepherd() -> None:

@@ -103,8 +103,10 @@ def test_an_older_attempts_finished_result_is_kept() -> None:
     assert state.apply(_end("finished", attempt=1, metric=1.0))
     run = state.runs["s-0000"]
     assert run.state is RunState.FINISHED and run.metric == 1.0
+    assert (run.attempt, run.result_attempt) == (2, 1)  # sync leaves attempt 2's wandb data out
     assert not state.apply(_end("finished", attempt=2, metric=2.0))  # the re-run's is a duplicate
     assert state.runs["s-0000"].metric == 1.0
+    assert state.runs["s-0000"].result_attempt == 1
 
 
 def test_a_result_for_a_lost_attempt_not_yet_reclaimed_applies() -> None:

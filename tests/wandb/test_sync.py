@@ -27,9 +27,11 @@ from sweepherd.runs import MAX_LOSSES, RunState
 from sweepherd.store import SweepStore, create_sweep
 from sweepherd.wandb import (
     MARKER_NAME,
+    SUPERSEDED_WAIT_S,
     SYNC_STATES,
     SyncItem,
     find_run_logs,
+    mark_superseded,
     plan_sync,
     read_marker,
     sync,
@@ -197,6 +199,36 @@ def test_in_a_cancelled_sweep_preempted_and_lost_runs_are_synced_as_they_are(
     with store.transaction() as txn:
         txn.cancel("enough")
     assert sorted(i.run_id for i in plan_sync(store, settle_s=0).items) == sorted(ids)
+
+
+def test_an_attempt_stopped_after_an_earlier_ones_result_is_left_out(
+    store: SweepStore, template_run: Path
+) -> None:
+    """Attempt 1's agent was only cut off: declared lost, the run started again as attempt 2,
+    then attempt 1 finished. Sent after it, attempt 2's partial data would be the W&B run's."""
+    rid = new_run(store)
+    with store.transaction(agent="a2") as txn:
+        txn.mark_lost(rid, "agent silent")
+        txn.claim_again(rid, agent="a2")
+    with store.transaction(agent="a1") as txn:
+        txn.finish(rid, 1, RunState.FINISHED, exit_code=0)
+    first = place(template_run, store.runs_dir / rid, rid, "20260101_000001")
+    second = place(template_run, store.runs_dir / rid, rid, "20260101_000002")
+    ended_at = store.snapshot().runs[rid].ended_at
+    assert ended_at is not None
+
+    # Until attempt 2's agent has stopped it and marked its files, the run waits ...
+    assert plan_sync(store, settle_s=0).waiting == [rid]
+    # ... unless that agent is gone: then both go, in start order, as before.
+    (late,) = plan_sync(store, settle_s=0, now=ended_at + SUPERSEDED_WAIT_S + 1).items
+    assert late.files == (first, second)
+
+    mark_superseded([second])  # what attempt 2's agent does once it has stopped its trial
+    (item,) = plan_sync(store, settle_s=0).items
+    assert (item.files, item.superseded) == ((first,), (second,))
+    assert wandb_sync_argv(item) == [
+        [sys.executable, "-m", "wandb", "sync", "--id", rid, str(first.parent)]
+    ]
 
 
 def test_sync_argv(tmp_path: Path) -> None:

@@ -263,6 +263,7 @@ class Agent:
                 json_file=run_dir / "params.json",
                 env=env,
             )
+            logs_at_start = frozenset(_wandb_logs(run_dir, run.id))
             banner = f"attempt {run.attempt} on {self.node} at {_now_iso()}"
             process = spawn(
                 argv, env=env, cwd=self.workdir, run_dir=run_dir, attempt=run.attempt, banner=banner
@@ -276,6 +277,7 @@ class Agent:
         self._result.n_started += 1
         metrics = RunMetrics(self._metric_sources(run, run_dir))
         trial = Trial(run, slot, process, metrics, time.monotonic(), pidfd=pidfd_for(process.pid))
+        trial.logs_at_start = logs_at_start
         self._trials[slot.index] = trial
         gpu = f" gpu {slot.cuda_visible_devices}" if slot.cuda_visible_devices else ""
         log.info("run %s started (attempt %d)%s: %s", run.id, run.attempt, gpu, _short(run.params))
@@ -340,6 +342,8 @@ class Agent:
         metric = trial.metrics.metric_value(metric_name) if metric_name else None
         summary = trial.metrics.plain_summary()
         cause = trial.stop_cause
+        if trial.after_result:  # `sweepherd sync` must not send it after the result's attempt
+            _mark_superseded_logs(trial, self.store.run_path(trial.run.id).resolve())
         if cause is StopCause.PREEMPT and self._sweep_cancelled():
             # `sweepherd cancel` marks the sweep cancelled, then scancels its Slurm jobs: their
             # SIGTERM usually comes before this agent's next look at the journal.
@@ -472,6 +476,9 @@ class Agent:
             ):
                 log.warning("run %s was taken over by another attempt; stopping", trial.run.id)
                 trial.request_stop(StopCause.SUPERSEDED, self.opts.stop_grace_s)
+                trial.after_result = (
+                    current.state.is_terminal and (current.result_attempt or 0) < trial.run.attempt
+                )
         if self._early is not None and not snap.cancelled:
             for trial in self._early.to_stop(self._trials.values(), snap):
                 trial.request_stop(StopCause.EARLY, self.opts.stop_grace_s)
@@ -631,6 +638,24 @@ def default_metric_sources(run: Run, run_dir: Path) -> list[MetricSource]:
     if source is not None:
         sources.append(source)
     return sources
+
+
+def _wandb_logs(run_dir: Path, run_id: str) -> list[Path]:
+    """The run's wandb transaction logs so far (none when sweepherd.wandb cannot load)."""
+    try:
+        from sweepherd.wandb import find_run_logs
+    except ImportError:
+        return []
+    return find_run_logs(run_dir, run_id)
+
+
+def _mark_superseded_logs(trial: Trial, run_dir: Path) -> None:
+    """Mark the wandb logs this attempt wrote as moot (see ``sweepherd.wandb.mark_superseded``)."""
+    new = [p for p in _wandb_logs(run_dir, trial.run.id) if p not in trial.logs_at_start]
+    if new:
+        from sweepherd.wandb import mark_superseded
+
+        mark_superseded(new)
 
 
 def _write_params(path: Path, params: Any) -> None:

@@ -56,6 +56,10 @@ class Trial:
     #: had not, or had been killed (False), or was being reaped at that very moment (None:
     #: its exit status decides, see :meth:`ended_by_itself_first`).
     ended_before_stop: bool | None = False
+    #: The wandb transaction logs the run had before this attempt started (earlier attempts').
+    logs_at_start: frozenset[Path] = frozenset()
+    #: An earlier attempt's result ended the run while this one ran: its wandb data is moot.
+    after_result: bool = False
 
     @property
     def pid(self) -> int:

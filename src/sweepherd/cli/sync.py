@@ -58,7 +58,10 @@ def sync(
             for argv in wandb_sync_argv(item, project=project, entity=entity):
                 click.echo("  " + " ".join(argv))
         for run_id in plan.waiting:
-            click.echo(f"{run_id}: its wandb files changed seconds ago; synced on the next pass")
+            click.echo(
+                f"{run_id}: its wandb files changed seconds ago, or a later attempt is being "
+                "stopped; synced on the next pass"
+            )
         click.echo(f"{len(plan.items)} run(s) to sync" if plan.items else "nothing to sync")
         return
 
@@ -93,4 +96,6 @@ def _describe(item: SyncItem) -> str:
         parts.append(f"{len(item.empty)} empty (killed before wandb wrote anything)")
     if item.done:
         parts.append(f"{len(item.done)} already synced by wandb")
+    if item.superseded:
+        parts.append(f"{len(item.superseded)} left out (an earlier attempt's result ended the run)")
     return ", ".join(parts)

@@ -251,6 +251,7 @@ def _on_end(state: FoldState, ev: Mapping[str, Any]) -> bool:
         summary=run.summary if summary is None else dict(summary),
         reason=_opt_str(ev.get("reason")),
         timeouts=run.timeouts + int(timed_out),
+        result_attempt=int(ev["attempt"]),
     )
     return True
 

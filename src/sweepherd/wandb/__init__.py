@@ -36,10 +36,12 @@ from sweepherd.wandb._backend_slurm import WandbSubmission, submit_wandb
 from sweepherd.wandb._paramfile import param_file_text, write_param_file
 from sweepherd.wandb._sync import (
     MARKER_NAME,
+    SUPERSEDED_WAIT_S,
     SYNC_STATES,
     SyncItem,
     SyncPlan,
     SyncReport,
+    mark_superseded,
     plan_runs,
     plan_sync,
     read_marker,
@@ -73,6 +75,7 @@ __all__ = [
     "BACKEND",
     "BLOCK_SIZE",
     "MARKER_NAME",
+    "SUPERSEDED_WAIT_S",
     "SYNC_STATES",
     "AgentsOutcome",
     "ConfigUpdate",
@@ -102,6 +105,7 @@ __all__ = [
     "gpu_slots",
     "is_finite_number",
     "is_wandb_backend",
+    "mark_superseded",
     "param_file_text",
     "plan_runs",
     "plan_sync",

@@ -22,6 +22,12 @@ What ``wandb sync`` (0.31) does, measured against a local stand-in server:
 
 A run folder gets ``.synced`` (JSON: when, where, which files) once all its files are done; such
 runs are never sent again.
+
+One attempt is never sent: one stopped because an earlier attempt's result ended the run (an
+agent declared lost that was only cut off, and finished after all while another agent ran the
+run again). Sent after the result's attempt, its partial history and summary would become the
+W&B run's. The agent that stops it marks its files (:func:`mark_superseded`); the sync waits a
+while for that mark (:data:`SUPERSEDED_WAIT_S`).
 """
 
 from __future__ import annotations
@@ -60,6 +66,13 @@ DEFAULT_TIMEOUT_S = 1800.0
 _LOCK_NAME = "sync.lock"
 #: Next to a transaction log wandb sent up to its torn tail (wandb itself never marks those).
 _SENT_SUFFIX = ".sweepherd-sent"
+#: Next to a transaction log of an attempt stopped because an earlier attempt's result ended
+#: its run (written by that attempt's agent): never sent.
+SUPERSEDED_SUFFIX = ".sweepherd-superseded"
+#: How long after such a run ended its sync waits for that mark: the later attempt's agent sees
+#: the result within a second and stops its trial within its stop grace (30 s by default). An
+#: agent that is gone marks nothing: the attempt is then sent, after the result's.
+SUPERSEDED_WAIT_S = 120.0
 #: Seconds an interrupted ``wandb sync`` gets to stop after SIGTERM before SIGKILL.
 _INTERRUPT_GRACE_S = 5.0
 #: Run-specific variables of a trial's environment that must not leak into ``wandb sync``.
@@ -86,6 +99,7 @@ class SyncItem:
     torn: tuple[Path, ...] = ()  # those of ``files`` whose last record is incomplete
     empty: tuple[Path, ...] = ()  # attempts that wrote no record: never sent
     done: tuple[Path, ...] = ()  # attempts wandb already marked as synced
+    superseded: tuple[Path, ...] = ()  # attempts after the one whose result ended the run
 
 
 @dataclass(frozen=True)
@@ -93,7 +107,9 @@ class SyncPlan:
     """The runs to sync now, and those that must wait for their files to settle."""
 
     items: list[SyncItem]
-    waiting: list[str]  # run ids whose transaction logs changed in the last few seconds
+    # run ids whose transaction logs changed in the last few seconds, or whose later attempt
+    # is being stopped because an earlier one's result ended the run
+    waiting: list[str]
 
 
 @dataclass
@@ -147,11 +163,16 @@ def plan_runs(
         paths = find_run_logs(run_dir, run.id)
         if not paths:
             continue
-        if any(_mtime(p) > now - settle_s for p in paths):
+        if any(_mtime(p) > now - settle_s for p in paths) or _awaits_superseded_mark(
+            run, paths, now
+        ):
             waiting.append(run.id)
             continue
-        files, torn, empty, done = [], [], [], []
+        files, torn, empty, done, superseded = [], [], [], [], []
         for path in paths:
+            if _is_superseded(path):
+                superseded.append(path)
+                continue
             if _sent(path):
                 done.append(path)
                 continue
@@ -165,7 +186,14 @@ def plan_runs(
                 torn.append(path)
         items.append(
             SyncItem(
-                run.id, run.state, run_dir, tuple(files), tuple(torn), tuple(empty), tuple(done)
+                run.id,
+                run.state,
+                run_dir,
+                tuple(files),
+                tuple(torn),
+                tuple(empty),
+                tuple(done),
+                tuple(superseded),
             )
         )
     return SyncPlan(items, waiting)
@@ -288,6 +316,9 @@ def sync_item(
     """
     outcome: dict[str, str] = {str(p): "already synced" for p in item.done}
     outcome.update({str(p): "empty: no record to send" for p in item.empty})
+    outcome.update(
+        {str(p): "not sent: an earlier attempt's result ended the run" for p in item.superseded}
+    )
     argvs = wandb_sync_argv(item, project=project, entity=entity)
     for path, argv in zip(item.files, argvs, strict=True):
         output, error = _run_wandb_sync(argv, item.run_dir, timeout_s, env)
@@ -433,6 +464,26 @@ def _sent(path: Path) -> bool:
         or path.with_name(path.name + _SENT_SUFFIX).exists()
         or not path.parent.name.startswith("offline-")
     )
+
+
+def mark_superseded(paths: Iterable[Path]) -> None:
+    """Mark transaction logs as an attempt's that an earlier attempt's result made moot: the
+    sync leaves them out (see the module doc)."""
+    for path in paths:
+        with contextlib.suppress(OSError):  # unmarked: sent after the result's attempt, no loss
+            path.with_name(path.name + SUPERSEDED_SUFFIX).write_text(f"{time.time()}\n")
+
+
+def _is_superseded(path: Path) -> bool:
+    return path.with_name(path.name + SUPERSEDED_SUFFIX).exists()
+
+
+def _awaits_superseded_mark(run: Run, paths: Sequence[Path], now: float) -> bool:
+    """True while the later attempt of a run an earlier attempt's result ended may still be
+    being stopped by its agent, which then marks its files (:func:`mark_superseded`)."""
+    if run.result_attempt is None or run.result_attempt >= run.attempt or run.ended_at is None:
+        return False
+    return now - run.ended_at < SUPERSEDED_WAIT_S and not any(map(_is_superseded, paths))
 
 
 def _mark_sent(path: Path) -> None:
