@@ -84,6 +84,9 @@ class Run:
     # The lowest and highest finite value of metric.name the run logged (history and summary):
     # W&B's bayes search learns from a run's best value, and imputes its worst, not its last.
     metric_range: tuple[float, float] | None = None
+    # The last finite value of metric.name in the run's history: what W&B's ``impute: latest``
+    # gives a failed run (a run that logged NaN as it diverged keeps its last real value).
+    metric_last: float | None = None
     summary: Mapping[str, Any] = field(default_factory=dict)  # last logged value of every key
     reason: str | None = None  # why it failed / was stopped, in words
     losses: int = 0  # how many of its attempts were declared lost

@@ -213,6 +213,9 @@ def test_the_run_keeps_the_range_of_its_metric_for_the_search(behaviours: Behavi
     """W&B's bayes learns from a run's best value (``metric_extremum``), not its last."""
     run = behaviours.runs["ok"]
     assert run.metric_range == pytest.approx((min(LOSSES), max(LOSSES)))
+    assert run.metric_last == pytest.approx(LOSSES[-1])  # impute: latest
+    crashed = behaviours.runs["crash"]  # logged one epoch, then raised
+    assert crashed.state is RunState.FAILED and crashed.metric_last == pytest.approx(LOSSES[0])
     # define_metric(summary="min") makes wandb write {"min": x} summaries beside the history
     run = behaviours.runs["overfit"]
     logged = [LOSSES[0], LOSSES[-1], LOSSES[1]]

@@ -116,6 +116,9 @@ def test_a_run_counts_at_the_best_value_it_logged_and_is_imputed_at_the_worst(
     failed = dataclasses.replace(runs[0], state=RunState.FAILED)
     assert _trials(make_config, [failed], impute="best") == [(C, 0.3)]
     assert _trials(make_config, [failed], impute="latest") == [(C, 0.4)]
+    # It logged NaN last (diverged): `latest` is the last finite value logged, as W&B's.
+    diverged = dataclasses.replace(failed, metric=None, metric_last=2.5)
+    assert _trials(make_config, [diverged], impute="latest") == [(C, 2.5)]
 
 
 _ORACLE_STATES = (RunState.FINISHED, RunState.STOPPED, RunState.FAILED, RunState.RUNNING)
@@ -142,6 +145,8 @@ def test_trial_values_match_wandbs_gp_data(case, tmp_path, make_config, make_run
     for i in range(int(rng.integers(2, 9))):
         state = _ORACLE_STATES[int(rng.integers(len(_ORACLE_STATES)))]
         history = [float(v) for v in rng.normal(0, 3, int(rng.integers(1, 6))).round(3)]
+        if rng.random() < 0.3:
+            history.append(float("nan"))  # diverged: W&B's `latest` is the last finite value
         path = tmp_path / f"{i}.jsonl"
         path.write_text("".join(json.dumps({"m": v}) + "\n" for v in history))
         logged = RunMetrics([JsonlSource(path)])  # what the agent reports, as it reads it
@@ -153,9 +158,11 @@ def test_trial_values_match_wandbs_gp_data(case, tmp_path, make_config, make_run
                 metric_range=live.range if while_running else None,
             )
         else:
+            finite = logged.metric_history("m")
             run = dataclasses.replace(
                 make_run({"x": float(rng.random())}, state, logged.metric_value("m")),
                 metric_range=logged.metric_range("m"),
+                metric_last=finite[-1] if finite else None,  # as the agent reports it
             )
         runs.append(run)
         wandb_runs.append(

@@ -279,6 +279,20 @@ def test_read_only_sweep_can_be_read_but_not_written(
         fresh.heartbeat("a1")
 
 
+def test_a_result_keeps_the_metrics_last_finite_value(store: SweepStore) -> None:
+    """W&B's ``impute: latest`` for a run that logged NaN last: the value before it."""
+    run_id = _claim(store, {"x": 1})
+    result = RunResult(
+        run_id, 1, RunState.FAILED, 1, None, {"loss": "NaN"}, "diverged",
+        metric_range=(0.4, 0.9), metric_last=0.4,
+    )  # fmt: skip
+    assert RunResult.from_json(result.to_json()) == result  # how a request carries it
+    with store.transaction(agent="a1") as txn:
+        assert txn.record(result)
+    run = open_sweep(store.path, store.path.parent).snapshot().runs[run_id]  # from the journal
+    assert (run.metric, run.metric_range, run.metric_last) == (None, (0.4, 0.9), 0.4)
+
+
 def test_time_limit_stops_are_counted_until_the_run_is_given_up(store: SweepStore) -> None:
     """A run preempted by the time limit while keeping no checkpoint (``timeout``) is resumed
     until MAX_TIMEOUTS such stops; other preemptions do not count."""

@@ -389,6 +389,7 @@ class Agent:
             summary or None,
             reason,
             metric_range=trial.metrics.metric_range(metric_name) if metric_name else None,
+            metric_last=_last(trial.metrics.metric_history(metric_name)) if metric_name else None,
             timeout=timeout,
         )
 
@@ -638,6 +639,10 @@ def default_metric_sources(run: Run, run_dir: Path) -> list[MetricSource]:
     if source is not None:
         sources.append(source)
     return sources
+
+
+def _last(values: Sequence[float]) -> float | None:
+    return values[-1] if values else None
 
 
 def _wandb_logs(run_dir: Path, run_id: str) -> list[Path]:

@@ -27,7 +27,8 @@ A run's value is the best one it logged (``Run.metric_range`` and its summary va
 loss that rose again as the model overfit counts at its lowest, as W&B's bayes counts it.
 
 ``metric.impute``: ``worst`` (the default) is the worst value any ended run logged;
-``best`` is the run's own best value, ``latest`` its summary value (``Run.metric``). Where W&B
+``best`` is the run's own best value, ``latest`` the last finite value in its history
+(``Run.metric_last``; its summary value for runs recorded before sweepherd kept it). Where W&B
 would fall back to ``0.0`` (no such value exists), the run is left out instead: a made-up value
 on an unknown scale would mislead the sampler. A non-finite metric counts as missing.
 """
@@ -148,8 +149,13 @@ def _trial_outcome(
     if metric.impute == "worst":
         value = worst
     else:
-        value = best if metric.impute == "best" else finite_number(run.metric)
+        value = best if metric.impute == "best" else _latest(run)
     return (None, None) if value is None else (TrialState.COMPLETE, value)
+
+
+def _latest(run: Run) -> float | None:
+    """W&B's ``impute: latest``: the last finite value the run logged."""
+    return run.metric_last if run.metric_last is not None else finite_number(run.metric)
 
 
 def _worst(metric: Metric, runs: Sequence[Run]) -> float | None:

@@ -238,6 +238,7 @@ def _on_end(state: FoldState, ev: Mapping[str, Any]) -> bool:
         return False
     metric = ev.get("metric")
     metric_range = parse_range(ev.get("range"))
+    last = ev.get("last")
     summary = ev.get("summary")
     exit_code = ev.get("exit_code")
     timed_out = result_state is RunState.PREEMPTED and ev.get("timeout") is True
@@ -248,6 +249,7 @@ def _on_end(state: FoldState, ev: Mapping[str, Any]) -> bool:
         exit_code=None if exit_code is None else int(exit_code),
         metric=run.metric if metric is None else float(metric),
         metric_range=run.metric_range if metric_range is None else metric_range,
+        metric_last=run.metric_last if last is None else float(last),
         summary=run.summary if summary is None else dict(summary),
         reason=_opt_str(ev.get("reason")),
         timeouts=run.timeouts + int(timed_out),

@@ -64,6 +64,7 @@ class RunResult:
     summary: Mapping[str, Any] | None = None
     reason: str | None = None
     metric_range: tuple[float, float] | None = None
+    metric_last: float | None = None  # the last finite value of the metric in the history
     #: Preempted by the job's time limit with no checkpoint kept (counts toward MAX_TIMEOUTS).
     timeout: bool = False
 
@@ -79,6 +80,7 @@ class RunResult:
             ("summary", self.summary),
             ("reason", self.reason),
             ("range", None if self.metric_range is None else list(self.metric_range)),
+            ("last", self.metric_last),
             ("timeout", True if self.timeout else None),
         ):
             if value is not None:
@@ -97,6 +99,7 @@ class RunResult:
             summary=None if summary is None else dict(summary),
             reason=None if raw.get("reason") is None else str(raw["reason"]),
             metric_range=parse_range(raw.get("range")),
+            metric_last=None if raw.get("last") is None else float(raw["last"]),
             timeout=raw.get("timeout") is True,
         )
 

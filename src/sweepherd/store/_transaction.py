@@ -122,6 +122,7 @@ class Transaction:
         reason: str | None = None,
         *,
         metric_range: tuple[float, float] | None = None,
+        metric_last: float | None = None,
         timeout: bool = False,
         req: str | None = None,
     ) -> bool:
@@ -156,6 +157,8 @@ class Transaction:
             event["reason"] = reason
         if metric_range is not None:
             event["range"] = list(metric_range)
+        if metric_last is not None:
+            event["last"] = metric_last
         if timeout and result_state is RunState.PREEMPTED:
             event["timeout"] = True
         if req is not None:
@@ -174,6 +177,7 @@ class Transaction:
             summary=result.summary,
             reason=result.reason,
             metric_range=result.metric_range,
+            metric_last=result.metric_last,
             timeout=result.timeout,
             req=req,
         )
