@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support.agents import SweepFactory, marks, wait_for
+from support.agents import SweepFactory, marks, proc_state, wait_for
 from sweepherd.runs import MAX_LOSSES, TIME_LIMIT_SIGNAL_ENV, RunState
 from sweepherd.store import SweepStore, open_sweep
 
@@ -220,7 +220,7 @@ def test_a_trial_that_ended_by_itself_before_the_stop_signal_counts_as_finished(
     trial_pid = int(mark.name.rsplit(".", 1)[1])
     agent.send_signal(signal.SIGSTOP)  # the agent is busy: it cannot reap its trial
     try:
-        wait_for(lambda: _proc_state(trial_pid) == "Z", what="the trial to exit (a zombie)")
+        wait_for(lambda: proc_state(trial_pid) == "Z", what="the trial to exit (a zombie)")
         agent.send_signal(signal.SIGUSR1)  # delivered when it runs again
     finally:
         agent.send_signal(signal.SIGCONT)
@@ -228,15 +228,6 @@ def test_a_trial_that_ended_by_itself_before_the_stop_signal_counts_as_finished(
     (run,) = _runs(store)
     assert (run.state, run.attempt, run.metric) == (RunState.FINISHED, 1, 9.0)
     assert len(marks(tmp_path)) == 1
-
-
-def _proc_state(pid: int) -> str | None:
-    """The state letter of a process in /proc (R, S, Z, ...); None once it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[0]
 
 
 def test_a_run_folder_that_cannot_be_made_gives_the_run_back_and_stops_cleanly(

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from support.agents import agent_argv, wait_for
+from support.agents import agent_argv, proc_state, wait_for
 from sweepherd.config import parse_config
 from sweepherd.runs import Run, RunState
 from sweepherd.store import SweepStore, create_sweep, open_sweep
@@ -391,7 +391,7 @@ def test_an_attempt_stopped_because_an_earlier_one_finished_is_not_synced(
         wait_for(lambda: int(pid_file.read_text() or 0) != first_pid, what="attempt 2's script")
         wait_for(lambda: len(_logged(store, run.id, -1)) == len(LOSSES), what="attempt 2's losses")
         (agents.folder / f"release-{first_pid}").touch()  # attempt 1 ends, unseen as yet
-        wait_for(lambda: _proc_state(first_pid) in ("Z", None), what="attempt 1 to end")
+        wait_for(lambda: proc_state(first_pid) in ("Z", None), what="attempt 1 to end")
     finally:
         first.send_signal(signal.SIGCONT)
     assert first.wait(timeout=60) == 0
@@ -420,15 +420,6 @@ def _logged(store: SweepStore, run_id: str, attempt_index: int) -> list[float]:
     tracker = MetricTracker()
     tracker.update(TransactionLogReader(logs[attempt_index]).read_new())
     return tracker.history("val_loss")
-
-
-def _proc_state(pid: int) -> str | None:
-    """The state letter of a process in /proc (R, S, Z, ...); None once it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[0]
 
 
 def test_the_trial_imports_no_sweepherd() -> None:

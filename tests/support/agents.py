@@ -85,3 +85,12 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float = 30.0, what: str =
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what or predicate}")
+
+
+def proc_state(pid: int) -> str | None:
+    """The state letter of a process in /proc (R, S, Z, ...); None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]

@@ -146,10 +146,8 @@ def _trial_outcome(
     if run.state in (RunState.FINISHED, RunState.STOPPED) and best is not None:
         return TrialState.COMPLETE, best
     # finished or stopped without a metric, or failed: impute
-    if metric.impute == "worst":
-        value = worst
-    else:
-        value = best if metric.impute == "best" else _latest(run)
+    imputed = {"worst": worst, "best": best, "latest": _latest(run)}
+    value = imputed[metric.impute]
     return (None, None) if value is None else (TrialState.COMPLETE, value)
 
 
