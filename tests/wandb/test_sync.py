@@ -31,9 +31,11 @@ from sweepherd.wandb import (
     SYNC_STATES,
     SyncItem,
     find_run_logs,
+    logs_started_here,
     mark_superseded,
     plan_sync,
     read_marker,
+    run_record,
     sync,
     wandb_sync_argv,
 )
@@ -229,6 +231,25 @@ def test_an_attempt_stopped_after_an_earlier_ones_result_is_left_out(
     assert wandb_sync_argv(item) == [
         [sys.executable, "-m", "wandb", "sync", "--id", rid, str(first.parent)]
     ]
+
+
+def test_an_attempts_own_logs_are_those_started_here_since_it_began(
+    tmp_path: Path, template_run: Path, wandb_starter: Starter
+) -> None:
+    """What the agent of a superseded attempt marks: not a log of the earlier attempt that
+    started wandb late on another machine, nor one started before this attempt began."""
+    here = template_run / "run-tmpl.wandb"
+    record = run_record(here)
+    assert record is not None and record.start_time is not None
+    assert record.host == socket.gethostname()
+    proc = wandb_starter(tmp_path, TRAIN, WANDB_RUN_ID="tmpl2", LOSS="1", WANDB_HOST="another-node")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    (there,) = find_run_logs(tmp_path, "tmpl2")
+    began = record.start_time
+    assert logs_started_here([here, there], since=began) == [here]
+    assert logs_started_here([here, there], since=began, host="another-node") == [there]
+    assert logs_started_here([here], since=began + 60) == []  # it began after that log
 
 
 def test_sync_argv(tmp_path: Path) -> None:

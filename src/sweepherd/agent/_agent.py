@@ -264,6 +264,7 @@ class Agent:
                 env=env,
             )
             logs_at_start = frozenset(_wandb_logs(run_dir, run.id))
+            spawned_at = time.time()
             banner = f"attempt {run.attempt} on {self.node} at {_now_iso()}"
             process = spawn(
                 argv, env=env, cwd=self.workdir, run_dir=run_dir, attempt=run.attempt, banner=banner
@@ -277,7 +278,7 @@ class Agent:
         self._result.n_started += 1
         metrics = RunMetrics(self._metric_sources(run, run_dir))
         trial = Trial(run, slot, process, metrics, time.monotonic(), pidfd=pidfd_for(process.pid))
-        trial.logs_at_start = logs_at_start
+        trial.logs_at_start, trial.spawned_at = logs_at_start, spawned_at
         self._trials[slot.index] = trial
         gpu = f" gpu {slot.cuda_visible_devices}" if slot.cuda_visible_devices else ""
         log.info("run %s started (attempt %d)%s: %s", run.id, run.attempt, gpu, _short(run.params))
@@ -655,12 +656,14 @@ def _wandb_logs(run_dir: Path, run_id: str) -> list[Path]:
 
 
 def _mark_superseded_logs(trial: Trial, run_dir: Path) -> None:
-    """Mark the wandb logs this attempt wrote as moot (see ``sweepherd.wandb.mark_superseded``)."""
+    """Mark the wandb logs this attempt wrote as moot (see ``sweepherd.wandb.mark_superseded``):
+    those that appeared while it ran and were started on this machine after it was (the
+    earlier attempt, still going elsewhere, may have started wandb late)."""
     new = [p for p in _wandb_logs(run_dir, trial.run.id) if p not in trial.logs_at_start]
     if new:
-        from sweepherd.wandb import mark_superseded
+        from sweepherd.wandb import logs_started_here, mark_superseded
 
-        mark_superseded(new)
+        mark_superseded(logs_started_here(new, since=trial.spawned_at))
 
 
 def _write_params(path: Path, params: Any) -> None:

@@ -41,6 +41,7 @@ from sweepherd.wandb._sync import (
     SyncItem,
     SyncPlan,
     SyncReport,
+    logs_started_here,
     mark_superseded,
     plan_runs,
     plan_sync,
@@ -69,6 +70,7 @@ from sweepherd.wandb._txlog import (
     TransactionLogReader,
     decode_record,
     find_run_logs,
+    run_record,
 )
 
 __all__ = [
@@ -105,11 +107,13 @@ __all__ = [
     "gpu_slots",
     "is_finite_number",
     "is_wandb_backend",
+    "logs_started_here",
     "mark_superseded",
     "param_file_text",
     "plan_runs",
     "plan_sync",
     "read_marker",
+    "run_record",
     "runs_per_agent",
     "submit_wandb",
     "sync",

@@ -49,7 +49,12 @@ from typing import TYPE_CHECKING, Any
 
 from sweepherd.errors import WandbError
 from sweepherd.runs import Run, RunState
-from sweepherd.wandb._txlog import INSTALL_HINT, TransactionLogReader, find_run_logs
+from sweepherd.wandb._txlog import (
+    INSTALL_HINT,
+    TransactionLogReader,
+    find_run_logs,
+    run_record,
+)
 
 if TYPE_CHECKING:
     from sweepherd.store import SweepStore
@@ -472,6 +477,22 @@ def mark_superseded(paths: Iterable[Path]) -> None:
     for path in paths:
         with contextlib.suppress(OSError):  # unmarked: sent after the result's attempt, no loss
             path.with_name(path.name + SUPERSEDED_SUFFIX).write_text(f"{time.time()}\n")
+
+
+def logs_started_here(
+    paths: Iterable[Path], *, since: float, host: str | None = None
+) -> list[Path]:
+    """Those of ``paths`` whose run record says wandb started them on ``host`` (this machine by
+    default) at or after unix time ``since`` (less a second for clock rounding)."""
+    host = socket.gethostname() if host is None else host
+    found = []
+    for path in paths:
+        record = run_record(path)
+        if record is None or record.host != host:
+            continue
+        if record.start_time is None or record.start_time >= since - 1.0:
+            found.append(path)
+    return found
 
 
 def _is_superseded(path: Path) -> bool:

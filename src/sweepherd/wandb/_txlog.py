@@ -63,6 +63,7 @@ class RunStarted:
     config: Mapping[str, Any]  # nested, as wandb.config; includes wandb's own "_wandb" key
     resumed: bool
     start_time: float | None  # unix time
+    host: str = ""  # the machine the attempt ran on (socket.gethostname() there)
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,7 @@ def decode_record(data: bytes) -> Event | None:
             config=_nested(r.config.update),
             resumed=r.resumed,
             start_time=start,
+            host=r.host,
         )
     if kind == "preempting":
         return Preempting()
@@ -311,6 +313,14 @@ def _nested(items: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------- a run's files
+
+
+def run_record(path: Path) -> RunStarted | None:
+    """The run record of one transaction log (host, start time...); None before wandb wrote it."""
+    for event in TransactionLogReader(path).read_new():
+        if isinstance(event, RunStarted):
+            return event
+    return None
 
 
 def find_run_logs(wandb_dir: str | Path, run_id: str) -> list[Path]:
