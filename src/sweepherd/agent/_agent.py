@@ -33,7 +33,16 @@ from sweepherd.agent._claim import claim_next
 from sweepherd.agent._command import expand_command
 from sweepherd.agent._early import EarlyTermination
 from sweepherd.agent._env import TrialContext, trial_environment
-from sweepherd.agent._metrics import JsonlSource, MetricSource, RunMetrics
+from sweepherd.agent._metrics import MetricSource, RunMetrics
+from sweepherd.agent._rundir import (
+    CHECKPOINT_DIR,
+    default_metric_sources,
+    keeps_checkpoint,
+    last_line,
+    mark_superseded_logs,
+    wandb_logs,
+    write_params,
+)
 from sweepherd.agent._slots import Slot
 from sweepherd.agent._trial import StopCause, Trial, pidfd_for, spawn
 from sweepherd.errors import AgentError, StoreError, SweepherdError
@@ -42,9 +51,6 @@ from sweepherd.runs import MAX_TIMEOUTS, TIME_LIMIT_SIGNAL_ENV, Run, RunState
 from sweepherd.store import RunResult, SweepStore, write_atomic
 
 log = logging.getLogger("sweepherd.agent")
-
-#: The folder of a run's folder that stays the same across attempts ($SWEEPHERD_CHECKPOINT_DIR).
-CHECKPOINT_DIR = "checkpoints"
 
 #: Exit status of an agent that stopped because it was signalled (preemption, time limit,
 #: Ctrl-C) while the sweep still had work: "requeue me" (EX_TEMPFAIL).
@@ -234,7 +240,7 @@ class Agent:
             # Absolute paths: the trial runs in the workdir, not where the agent was started.
             run_dir = self.store.run_dir(run.id).resolve()
             params_file = run_dir / "params.yaml"
-            _write_params(params_file, run.params)
+            write_params(params_file, run.params)
             ckpt = run_dir / CHECKPOINT_DIR
             ckpt.mkdir(exist_ok=True)
             ctx = TrialContext(
@@ -263,7 +269,7 @@ class Agent:
                 json_file=run_dir / "params.json",
                 env=env,
             )
-            logs_at_start = frozenset(_wandb_logs(run_dir, run.id))
+            logs_at_start = frozenset(wandb_logs(run_dir, run.id))
             spawned_at = time.time()
             banner = f"attempt {run.attempt} on {self.node} at {_now_iso()}"
             process = spawn(
@@ -344,7 +350,7 @@ class Agent:
         summary = trial.metrics.plain_summary()
         cause = trial.stop_cause
         if trial.after_result:  # `sweepherd sync` must not send it after the result's attempt
-            _mark_superseded_logs(trial, self.store.run_path(trial.run.id).resolve())
+            mark_superseded_logs(trial, self.store.run_path(trial.run.id).resolve())
         if cause is StopCause.PREEMPT and self._sweep_cancelled():
             # `sweepherd cancel` marks the sweep cancelled, then scancels its Slurm jobs: their
             # SIGTERM usually comes before this agent's next look at the journal.
@@ -352,7 +358,7 @@ class Agent:
         timeout = False
         if cause is StopCause.PREEMPT:
             state, reason = RunState.PREEMPTED, "stopped by a signal to the agent; will resume"
-            if self._time_limit and not _keeps_checkpoint(self.store.run_path(trial.run.id)):
+            if self._time_limit and not keeps_checkpoint(self.store.run_path(trial.run.id)):
                 timeout = True
                 n = trial.run.timeouts + 1
                 reason = (
@@ -373,7 +379,7 @@ class Agent:
                 reason = f"metric {metric_name!r} was never logged"
         else:
             state, reason = RunState.FAILED, _describe_exit(code)
-            tail = _last_line(self.store.run_path(trial.run.id) / "stderr.log")
+            tail = last_line(self.store.run_path(trial.run.id) / "stderr.log")
             if tail:
                 reason += f": {tail}"
         if state is RunState.FAILED:
@@ -629,47 +635,8 @@ class Agent:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def default_metric_sources(run: Run, run_dir: Path) -> list[MetricSource]:
-    """``metrics.jsonl`` always; the wandb transaction log when the wandb package is present."""
-    sources: list[MetricSource] = [JsonlSource(run_dir / "metrics.jsonl")]
-    try:
-        from sweepherd.wandb import transaction_log_source
-    except ImportError:
-        return sources
-    source = transaction_log_source(run_dir, run.id)
-    if source is not None:
-        sources.append(source)
-    return sources
-
-
 def _last(values: Sequence[float]) -> float | None:
     return values[-1] if values else None
-
-
-def _wandb_logs(run_dir: Path, run_id: str) -> list[Path]:
-    """The run's wandb transaction logs so far (none when sweepherd.wandb cannot load)."""
-    try:
-        from sweepherd.wandb import find_run_logs
-    except ImportError:
-        return []
-    return find_run_logs(run_dir, run_id)
-
-
-def _mark_superseded_logs(trial: Trial, run_dir: Path) -> None:
-    """Mark the wandb logs this attempt wrote as moot (see ``sweepherd.wandb.mark_superseded``):
-    those that appeared while it ran and were started on this machine after it was (the
-    earlier attempt, still going elsewhere, may have started wandb late)."""
-    new = [p for p in _wandb_logs(run_dir, trial.run.id) if p not in trial.logs_at_start]
-    if new:
-        from sweepherd.wandb import logs_started_here, mark_superseded
-
-        mark_superseded(logs_started_here(new, since=trial.spawned_at))
-
-
-def _write_params(path: Path, params: Any) -> None:
-    from sweepherd.wandb import write_param_file
-
-    write_param_file(path, params)
 
 
 def _recorded_workdir(store: SweepStore) -> Path | None:
@@ -697,23 +664,6 @@ def _describe_exit(code: int) -> str:
     return f"exit status {code}"
 
 
-def _last_line(path: Path, max_bytes: int = 4096) -> str | None:
-    """The last non-empty line of a log file, for a failure's one-line reason."""
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - max_bytes))
-            tail = f.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-    for line in reversed(tail.splitlines()):
-        # Skip sweepherd's attempt banners and wandb's own closing lines ("wandb: ...").
-        if line.strip() and not line.startswith(("--- sweepherd:", "wandb:")):
-            return line.strip()[:300]
-    return None
-
-
 def _short(params: Any, limit: int = 120) -> str:
     text = ", ".join(f"{k}={v}" for k, v in params.items()) if isinstance(params, dict) else ""
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -721,12 +671,3 @@ def _short(params: Any, limit: int = 120) -> str:
 
 def _now_iso() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-def _keeps_checkpoint(run_dir: Path) -> bool:
-    """Whether the run wrote anything into its ``$SWEEPHERD_CHECKPOINT_DIR`` (so a resume goes
-    on from there rather than starting over)."""
-    try:
-        return any((run_dir / CHECKPOINT_DIR).iterdir())
-    except OSError:
-        return False

@@ -1,0 +1,85 @@
+"""What the agent reads and writes in a run's folder, apart from the trial itself.
+
+The parameter files the trial reads, the sources its metrics are read from, the wandb logs an
+attempt wrote (marked when a later attempt's data must not be uploaded), the checkpoint folder
+that says whether a run resumes, and the last line of its stderr for a failure's reason.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sweepherd.agent._metrics import JsonlSource, MetricSource
+from sweepherd.agent._trial import Trial
+from sweepherd.runs import Run
+
+#: The folder of a run's folder that stays the same across attempts ($SWEEPHERD_CHECKPOINT_DIR).
+CHECKPOINT_DIR = "checkpoints"
+
+
+def default_metric_sources(run: Run, run_dir: Path) -> list[MetricSource]:
+    """``metrics.jsonl`` always; the wandb transaction log when the wandb package is present."""
+    sources: list[MetricSource] = [JsonlSource(run_dir / "metrics.jsonl")]
+    try:
+        from sweepherd.wandb import transaction_log_source
+    except ImportError:
+        return sources
+    source = transaction_log_source(run_dir, run.id)
+    if source is not None:
+        sources.append(source)
+    return sources
+
+
+def wandb_logs(run_dir: Path, run_id: str) -> list[Path]:
+    """The run's wandb transaction logs so far (none when sweepherd.wandb cannot load)."""
+    try:
+        from sweepherd.wandb import find_run_logs
+    except ImportError:
+        return []
+    return find_run_logs(run_dir, run_id)
+
+
+def mark_superseded_logs(trial: Trial, run_dir: Path) -> None:
+    """Mark the wandb logs this attempt wrote as moot (see ``sweepherd.wandb.mark_superseded``):
+    those that appeared while it ran and were started on this machine after it was (the
+    earlier attempt, still going elsewhere, may have started wandb late)."""
+    new = [p for p in wandb_logs(run_dir, trial.run.id) if p not in trial.logs_at_start]
+    if new:
+        from sweepherd.wandb import logs_started_here, mark_superseded
+
+        mark_superseded(logs_started_here(new, since=trial.spawned_at))
+
+
+def write_params(path: Path, params: Any) -> None:
+    """The run's parameters in W&B's parameter-file form (what ``WANDB_SWEEP_PARAM_PATH`` names)."""
+    from sweepherd.wandb import write_param_file
+
+    write_param_file(path, params)
+
+
+def last_line(path: Path, max_bytes: int = 4096) -> str | None:
+    """The last non-empty line of a log file, for a failure's one-line reason."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        # Skip sweepherd's attempt banners and wandb's own closing lines ("wandb: ...").
+        if line.strip() and not line.startswith(("--- sweepherd:", "wandb:")):
+            return line.strip()[:300]
+    return None
+
+
+def keeps_checkpoint(run_dir: Path) -> bool:
+    """Whether the run wrote anything into its ``$SWEEPHERD_CHECKPOINT_DIR`` (so a resume goes
+    on from there rather than starting over)."""
+    try:
+        return any((run_dir / CHECKPOINT_DIR).iterdir())
+    except OSError:
+        return False
