@@ -525,6 +525,14 @@ def test_cli_syncs_and_reports(
     assert main(["sync", str(store.path)]) == 0
     assert "nothing to sync" in capsys.readouterr().out
 
+    # A run that ended a moment ago: the wait is said once, not passed in silence.
+    fresh = new_run(store, RunState.FINISHED)
+    place(template_run, store.runs_dir / fresh, fresh, "20260101_000001").touch()
+    assert main(["sync", str(store.path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("waiting for 1 run(s) whose wandb files changed") == 1
+    assert fresh in captured.err and f"synced {fresh}" in captured.out
+
 
 def test_ctrl_c_stops_the_wandb_sync_it_started_before_releasing_the_lock(
     store: SweepStore, template_run: Path, tmp_path: Path

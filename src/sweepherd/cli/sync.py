@@ -71,6 +71,13 @@ def sync(
         else:
             click.echo(f"failed {item.run_id}: {error}", err=True)
 
+    def waiting(run_ids: list[str]) -> None:
+        click.echo(
+            f"waiting for {len(run_ids)} run(s) whose wandb files changed seconds ago, or "
+            f"whose later attempt is being stopped: {', '.join(run_ids)}",
+            err=True,
+        )
+
     try:
         result = sync_runs(
             store,
@@ -79,6 +86,7 @@ def sync(
             watch=watch,
             interval_s=interval_s,
             on_item=report,
+            on_waiting=waiting,
         )
     except KeyboardInterrupt:
         if not watch:

@@ -241,6 +241,7 @@ def sync(
     env: Mapping[str, str] | None = None,
     on_item: Callable[[SyncItem, str | None], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_waiting: Callable[[list[str]], None] | None = None,
 ) -> SyncReport:
     """Upload every ended, not yet synced run of ``store``; with ``watch``, keep doing so.
 
@@ -249,8 +250,9 @@ def sync(
     every file it was given. ``on_item(item, error)`` is called after each run (``error`` is
     ``None`` on success).
 
-    Without ``watch``: one pass (waiting for runs whose files are still settling), each failed
-    run tried once; failures raise :class:`WandbError` after every other run was tried.
+    Without ``watch``: one pass (waiting for runs whose files are still settling, and telling
+    ``on_waiting(run_ids)`` which whenever that list changes), each failed run tried once;
+    failures raise :class:`WandbError` after every other run was tried.
     With ``watch``: a pass every ``interval_s`` seconds, failed runs retried, until
     ``should_stop()`` is true (then the last pass's report is returned) or KeyboardInterrupt.
 
@@ -290,6 +292,8 @@ def sync(
                 continue
             total.synced += report.synced
             total.failed.update(report.failed)
+            if on_waiting is not None and report.waiting and report.waiting != total.waiting:
+                on_waiting(report.waiting)
             total.waiting = report.waiting
             if not report.waiting:
                 break
