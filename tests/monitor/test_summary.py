@@ -58,6 +58,7 @@ def test_a_run_lost_too_often_is_reported_failed_and_the_grid_can_be_done(sweep:
     assert eta_s(prog, 1.0) == 0.0
     as_dict = run_as_dict(sweep.run(poison.id))
     assert (as_dict["losses"], as_dict["will_run_again"]) == (MAX_LOSSES, False)
+    assert (as_dict["attempt"], as_dict["result_attempt"]) == (MAX_LOSSES, None)  # no result
     text = failures_text(runs_now).plain
     assert f"{poison.id} failed: lost {MAX_LOSSES} times, so not run again" in text
     assert "silent for 90 s" in text

@@ -113,8 +113,10 @@ def run_as_dict(run: Run) -> dict[str, object]:
         "state": run.state.value,
         "metric": run.metric,
         "metric_range": None if run.metric_range is None else list(run.metric_range),
+        "metric_last": run.metric_last,  # the last finite value logged (impute: latest)
         "params": dict(run.params),
         "attempt": run.attempt,
+        "result_attempt": run.result_attempt,  # below attempt: an earlier attempt's late finish
         "losses": run.losses,  # attempts declared lost
         "timeouts": run.timeouts,  # attempts stopped by a time limit with no checkpoint kept
         "will_run_again": run.will_run_again,
