@@ -403,7 +403,7 @@ def test_an_attempt_stopped_because_an_earlier_one_finished_is_not_synced(
     logs = find_run_logs(store.run_dir(run.id), run.id)
     assert len(logs) == 2
     (item,) = plan_sync(store, settle_s=0).items
-    assert (item.files, item.superseded) == ((logs[0],), (logs[1],))
+    assert (item.files, item.later) == ((logs[0],), (logs[1],))
 
 
 def _quiet_for(store: SweepStore, seconds: float) -> bool:

@@ -27,14 +27,13 @@ from sweepherd.runs import MAX_LOSSES, RunState
 from sweepherd.store import SweepStore, create_sweep
 from sweepherd.wandb import (
     MARKER_NAME,
-    SUPERSEDED_WAIT_S,
     SYNC_STATES,
     SyncItem,
     find_run_logs,
     logs_started_here,
-    mark_superseded,
     plan_sync,
     read_marker,
+    record_attempt_logs,
     run_record,
     sync,
     wandb_sync_argv,
@@ -203,34 +202,107 @@ def test_in_a_cancelled_sweep_preempted_and_lost_runs_are_synced_as_they_are(
     assert sorted(i.run_id for i in plan_sync(store, settle_s=0).items) == sorted(ids)
 
 
-def test_an_attempt_stopped_after_an_earlier_ones_result_is_left_out(
-    store: SweepStore, template_run: Path
-) -> None:
-    """Attempt 1's agent was only cut off: declared lost, the run started again as attempt 2,
-    then attempt 1 finished. Sent after it, attempt 2's partial data would be the W&B run's."""
+def _late_finish(store: SweepStore, *, preempted_between: bool = False) -> str:
+    """A run whose attempt 1's agent was only cut off: declared lost, run again (attempt 2,
+    held by agent "a2"; with ``preempted_between`` attempt 2 was preempted and attempt 3
+    holds it), and then attempt 1 finished after all."""
     rid = new_run(store)
     with store.transaction(agent="a2") as txn:
         txn.mark_lost(rid, "agent silent")
         txn.claim_again(rid, agent="a2")
+    if preempted_between:
+        with store.transaction(agent="a2") as txn:
+            txn.finish(rid, 2, RunState.PREEMPTED)
+            txn.claim_again(rid, agent="a2")
     with store.transaction(agent="a1") as txn:
         txn.finish(rid, 1, RunState.FINISHED, exit_code=0)
-    first = place(template_run, store.runs_dir / rid, rid, "20260101_000001")
-    second = place(template_run, store.runs_dir / rid, rid, "20260101_000002")
-    ended_at = store.snapshot().runs[rid].ended_at
-    assert ended_at is not None
+    return rid
 
-    # Until attempt 2's agent has stopped it and marked its files, the run waits ...
+
+def test_the_attempts_after_an_earlier_ones_late_result_are_left_out(
+    store: SweepStore, template_run: Path
+) -> None:
+    """Sent after attempt 1's, attempt 2's partial data would become the W&B run's."""
+    rid = _late_finish(store)
+    run_dir = store.runs_dir / rid
+    first = place(template_run, run_dir, rid, "20260101_000001")
+    second = place(template_run, run_dir, rid, "20260101_000002")
+    record_attempt_logs(run_dir, 1, [first], spawned_at=0.0)
+
+    # While attempt 2's agent is alive and has not recorded that attempt's end, the run waits;
+    store.heartbeat("a2")
     assert plan_sync(store, settle_s=0).waiting == [rid]
-    # ... unless that agent is gone: then both go, in start order, as before.
-    (late,) = plan_sync(store, settle_s=0, now=ended_at + SUPERSEDED_WAIT_S + 1).items
-    assert late.files == (first, second)
-
-    mark_superseded([second])  # what attempt 2's agent does once it has stopped its trial
+    # once it has, attempt 2's log is left out.
+    record_attempt_logs(run_dir, 2, [second], spawned_at=0.0)
     (item,) = plan_sync(store, settle_s=0).items
-    assert (item.files, item.superseded) == ((first,), (second,))
+    assert (item.files, item.later) == ((first,), (second,))
     assert wandb_sync_argv(item) == [
         [sys.executable, "-m", "wandb", "sync", "--id", rid, str(first.parent)]
     ]
+
+
+def test_an_attempt_preempted_before_the_late_result_is_left_out_too(
+    store: SweepStore, template_run: Path
+) -> None:
+    rid = _late_finish(store, preempted_between=True)
+    run_dir = store.runs_dir / rid
+    logs = [place(template_run, run_dir, rid, f"20260101_00000{n}") for n in (1, 2, 3)]
+    for attempt, log in enumerate(logs, 1):
+        record_attempt_logs(run_dir, attempt, [log], spawned_at=0.0)
+    (item,) = plan_sync(store, settle_s=0).items
+    assert (item.files, item.later) == ((logs[0],), (logs[1], logs[2]))
+
+
+def test_no_wait_for_a_gone_agent_nor_for_a_run_that_is_not_over(
+    store: SweepStore, template_run: Path
+) -> None:
+    """An agent that is gone records nothing: its attempt's log is sent (after the result's,
+    as before). A given-up run never waits: no later attempt is being stopped."""
+    rid = _late_finish(store)
+    run_dir = store.runs_dir / rid
+    first = place(template_run, run_dir, rid, "20260101_000001")
+    second = place(template_run, run_dir, rid, "20260101_000002")
+    store.heartbeat("a2", state="exited")
+    (item,) = plan_sync(store, settle_s=0).items
+    assert (item.files, item.later) == ((first, second), ())
+
+    given_up = new_run(store, RunState.PREEMPTED)  # an earlier result, then lost for good
+    for _ in range(MAX_LOSSES):
+        with store.transaction(agent="a2") as txn:
+            txn.claim_again(given_up, agent="a3")
+            txn.mark_lost(given_up, "agent silent")
+    store.heartbeat("a3")
+    place(template_run, store.runs_dir / given_up, given_up, "20260101_000001")
+    assert given_up in {i.run_id for i in plan_sync(store, settle_s=0).items}
+
+
+def test_the_run_record_is_read_from_the_start_of_a_long_log(
+    tmp_path: Path, template_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a superseded attempt's host and start must not load hours of logging."""
+    log = tmp_path / "run-tmpl.wandb"
+    shutil.copy(template_run / "run-tmpl.wandb", log)
+    with log.open("ab") as f:
+        f.truncate(64 << 20)  # a long run's log (sparse)
+    sizes: list[int] = []
+    real_open = Path.open
+
+    def spying_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        f = real_open(self, *args, **kwargs)
+        real_read = f.read
+
+        def read(n: int = -1) -> bytes:
+            data = real_read(n)
+            sizes.append(len(data))
+            return data
+
+        f.read = read
+        return f
+
+    monkeypatch.setattr(Path, "open", spying_open)
+    record = run_record(log)
+    assert record is not None and record.run_id == "tmpl"
+    assert sizes and max(sizes) <= 1 << 20
 
 
 def test_an_attempts_own_logs_are_those_started_here_since_it_began(
@@ -250,6 +322,11 @@ def test_an_attempts_own_logs_are_those_started_here_since_it_began(
     assert logs_started_here([here, there], since=began) == [here]
     assert logs_started_here([here, there], since=began, host="another-node") == [there]
     assert logs_started_here([here], since=began + 60) == []  # it began after that log
+    # A log that is not one (or is damaged at its start) is nobody's: never an error, since the
+    # agent records its attempt as the trial ends, with its other trials still running.
+    junk = tmp_path / "run-junk.wandb"
+    junk.write_bytes(b"\0" * 4096)
+    assert logs_started_here([junk, tmp_path / "gone.wandb", here], since=began) == [here]
 
 
 def test_sync_argv(tmp_path: Path) -> None:

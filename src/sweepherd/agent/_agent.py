@@ -39,7 +39,7 @@ from sweepherd.agent._rundir import (
     default_metric_sources,
     keeps_checkpoint,
     last_line,
-    mark_superseded_logs,
+    record_attempt,
     wandb_logs,
     write_params,
 )
@@ -349,8 +349,8 @@ class Agent:
         metric = trial.metrics.metric_value(metric_name) if metric_name else None
         summary = trial.metrics.plain_summary()
         cause = trial.stop_cause
-        if trial.after_result:  # `sweepherd sync` must not send it after the result's attempt
-            mark_superseded_logs(trial, self.store.run_path(trial.run.id).resolve())
+        # Which wandb logs this attempt wrote: a sync leaves out attempts after a run's result.
+        record_attempt(trial, self.store.run_path(trial.run.id).resolve())
         if cause is StopCause.PREEMPT and self._sweep_cancelled():
             # `sweepherd cancel` marks the sweep cancelled, then scancels its Slurm jobs: their
             # SIGTERM usually comes before this agent's next look at the journal.
@@ -484,9 +484,6 @@ class Agent:
             ):
                 log.warning("run %s was taken over by another attempt; stopping", trial.run.id)
                 trial.request_stop(StopCause.SUPERSEDED, self.opts.stop_grace_s)
-                trial.after_result = (
-                    current.state.is_terminal and (current.result_attempt or 0) < trial.run.attempt
-                )
         if self._early is not None and not snap.cancelled:
             for trial in self._early.to_stop(self._trials.values(), snap):
                 trial.request_stop(StopCause.EARLY, self.opts.stop_grace_s)

@@ -1,8 +1,9 @@
 """What the agent reads and writes in a run's folder, apart from the trial itself.
 
-The parameter files the trial reads, the sources its metrics are read from, the wandb logs an
-attempt wrote (marked when a later attempt's data must not be uploaded), the checkpoint folder
-that says whether a run resumes, and the last line of its stderr for a failure's reason.
+The parameter files the trial reads, the sources its metrics are read from, the record of the
+wandb logs an attempt wrote (so a sync can leave out the attempts after a run's result), the
+checkpoint folder that says whether a run resumes, and the last line of its stderr for a
+failure's reason.
 """
 
 from __future__ import annotations
@@ -41,15 +42,17 @@ def wandb_logs(run_dir: Path, run_id: str) -> list[Path]:
     return find_run_logs(run_dir, run_id)
 
 
-def mark_superseded_logs(trial: Trial, run_dir: Path) -> None:
-    """Mark the wandb logs this attempt wrote as moot (see ``sweepherd.wandb.mark_superseded``):
-    those that appeared while it ran and were started on this machine after it was (the
-    earlier attempt, still going elsewhere, may have started wandb late)."""
+def record_attempt(trial: Trial, run_dir: Path) -> None:
+    """Write which wandb logs this attempt wrote (``sweepherd.wandb.record_attempt_logs``):
+    those that appeared while it ran and were started on this machine after it was. Never
+    raises: without the record, its logs are uploaded like any other attempt's."""
+    try:
+        from sweepherd.wandb import logs_started_here, record_attempt_logs
+    except ImportError:
+        return
     new = [p for p in wandb_logs(run_dir, trial.run.id) if p not in trial.logs_at_start]
-    if new:
-        from sweepherd.wandb import logs_started_here, mark_superseded
-
-        mark_superseded(logs_started_here(new, since=trial.spawned_at))
+    own = logs_started_here(new, since=trial.spawned_at)
+    record_attempt_logs(run_dir, trial.run.attempt, own, spawned_at=trial.spawned_at)
 
 
 def write_params(path: Path, params: Any) -> None:

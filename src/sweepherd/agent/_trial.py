@@ -59,8 +59,6 @@ class Trial:
     #: The wandb transaction logs the run had before this attempt started (earlier attempts').
     logs_at_start: frozenset[Path] = frozenset()
     spawned_at: float = 0.0  # unix time the process was started
-    #: An earlier attempt's result ended the run while this one ran: its wandb data is moot.
-    after_result: bool = False
 
     @property
     def pid(self) -> int:

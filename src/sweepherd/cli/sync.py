@@ -104,6 +104,6 @@ def _describe(item: SyncItem) -> str:
         parts.append(f"{len(item.empty)} empty (killed before wandb wrote anything)")
     if item.done:
         parts.append(f"{len(item.done)} already synced by wandb")
-    if item.superseded:
-        parts.append(f"{len(item.superseded)} left out (an earlier attempt's result ended the run)")
+    if item.later:
+        parts.append(f"{len(item.later)} left out (an earlier attempt's result ended the run)")
     return ", ".join(parts)

@@ -15,6 +15,11 @@ The ``wandb`` package is optional: it is imported only when a transaction log is
 its absence raises :class:`~sweepherd.errors.WandbError` with an install hint.
 """
 
+from sweepherd.wandb._attempts import (
+    attempt_records,
+    logs_started_here,
+    record_attempt_logs,
+)
 from sweepherd.wandb._backend import (
     BACKEND,
     AgentsOutcome,
@@ -36,13 +41,10 @@ from sweepherd.wandb._backend_slurm import WandbSubmission, submit_wandb
 from sweepherd.wandb._paramfile import param_file_text, write_param_file
 from sweepherd.wandb._sync import (
     MARKER_NAME,
-    SUPERSEDED_WAIT_S,
     SYNC_STATES,
     SyncItem,
     SyncPlan,
     SyncReport,
-    logs_started_here,
-    mark_superseded,
     plan_runs,
     plan_sync,
     read_marker,
@@ -77,7 +79,6 @@ __all__ = [
     "BACKEND",
     "BLOCK_SIZE",
     "MARKER_NAME",
-    "SUPERSEDED_WAIT_S",
     "SYNC_STATES",
     "AgentsOutcome",
     "ConfigUpdate",
@@ -98,6 +99,7 @@ __all__ = [
     "TransactionLogSource",
     "WandbSubmission",
     "WandbSweep",
+    "attempt_records",
     "create_backend_sweep",
     "create_wandb_sweep",
     "decode_record",
@@ -108,11 +110,11 @@ __all__ = [
     "is_finite_number",
     "is_wandb_backend",
     "logs_started_here",
-    "mark_superseded",
     "param_file_text",
     "plan_runs",
     "plan_sync",
     "read_marker",
+    "record_attempt_logs",
     "run_record",
     "runs_per_agent",
     "submit_wandb",

@@ -23,11 +23,9 @@ What ``wandb sync`` (0.31) does, measured against a local stand-in server:
 A run folder gets ``.synced`` (JSON: when, where, which files) once all its files are done; such
 runs are never sent again.
 
-One attempt is never sent: one stopped because an earlier attempt's result ended the run (an
-agent declared lost that was only cut off, and finished after all while another agent ran the
-run again). Sent after the result's attempt, its partial history and summary would become the
-W&B run's. The agent that stops it marks its files (:func:`mark_superseded`); the sync waits a
-while for that mark (:data:`SUPERSEDED_WAIT_S`).
+Attempts after the one whose result a run holds are never sent: where an earlier attempt's
+late result ended the run, their partial history and summary would become the W&B run's. The
+agents record which logs each attempt wrote (``_attempts.py``).
 """
 
 from __future__ import annotations
@@ -49,15 +47,11 @@ from typing import TYPE_CHECKING, Any
 
 from sweepherd.errors import WandbError
 from sweepherd.runs import Run, RunState
-from sweepherd.wandb._txlog import (
-    INSTALL_HINT,
-    TransactionLogReader,
-    find_run_logs,
-    run_record,
-)
+from sweepherd.wandb._attempts import awaits_last_attempt, later_attempt_logs
+from sweepherd.wandb._txlog import INSTALL_HINT, TransactionLogReader, find_run_logs
 
 if TYPE_CHECKING:
-    from sweepherd.store import SweepStore
+    from sweepherd.store import Heartbeat, SweepStore
 
 #: Run states whose data is uploaded: every terminal state.
 SYNC_STATES: frozenset[RunState] = frozenset(
@@ -71,13 +65,6 @@ DEFAULT_TIMEOUT_S = 1800.0
 _LOCK_NAME = "sync.lock"
 #: Next to a transaction log wandb sent up to its torn tail (wandb itself never marks those).
 _SENT_SUFFIX = ".sweepherd-sent"
-#: Next to a transaction log of an attempt stopped because an earlier attempt's result ended
-#: its run (written by that attempt's agent): never sent.
-SUPERSEDED_SUFFIX = ".sweepherd-superseded"
-#: How long after such a run ended its sync waits for that mark: the later attempt's agent sees
-#: the result within a second and stops its trial within its stop grace (30 s by default). An
-#: agent that is gone marks nothing: the attempt is then sent, after the result's.
-SUPERSEDED_WAIT_S = 120.0
 #: Seconds an interrupted ``wandb sync`` gets to stop after SIGTERM before SIGKILL.
 _INTERRUPT_GRACE_S = 5.0
 #: Run-specific variables of a trial's environment that must not leak into ``wandb sync``.
@@ -104,7 +91,7 @@ class SyncItem:
     torn: tuple[Path, ...] = ()  # those of ``files`` whose last record is incomplete
     empty: tuple[Path, ...] = ()  # attempts that wrote no record: never sent
     done: tuple[Path, ...] = ()  # attempts wandb already marked as synced
-    superseded: tuple[Path, ...] = ()  # attempts after the one whose result ended the run
+    later: tuple[Path, ...] = ()  # attempts after the one whose result the run holds: not sent
 
 
 @dataclass(frozen=True)
@@ -112,8 +99,8 @@ class SyncPlan:
     """The runs to sync now, and those that must wait for their files to settle."""
 
     items: list[SyncItem]
-    # run ids whose transaction logs changed in the last few seconds, or whose later attempt
-    # is being stopped because an earlier one's result ended the run
+    # run ids whose transaction logs changed in the last few seconds, or whose last attempt is
+    # still being stopped because an earlier one's result ended the run
     waiting: list[str]
 
 
@@ -138,13 +125,15 @@ def plan_sync(
     Runs whose transaction logs changed in the last ``settle_s`` seconds (a killed run's
     wandb-core may still be flushing) are listed in ``waiting`` instead. Runs with a ``.synced``
     marker and runs that never wrote a wandb log are left out. In a cancelled sweep preempted
-    and lost runs will never run again, so they are synced as they are.
+    and lost runs will never run again, so they are synced as they are. A run an earlier
+    attempt's late result ended waits while its last attempt's agent is stopping that attempt.
     """
     snap = store.snapshot()
     wanted = frozenset(states)
     if snap.cancelled:
         wanted |= {RunState.PREEMPTED, RunState.LOST}
-    return plan_runs(snap.runs.values(), store.runs_dir, wanted, settle_s, now)
+    heartbeats = store.heartbeats()
+    return plan_runs(snap.runs.values(), store.runs_dir, wanted, settle_s, now, heartbeats)
 
 
 def plan_runs(
@@ -153,8 +142,10 @@ def plan_runs(
     states: Iterable[RunState] = SYNC_STATES,
     settle_s: float = DEFAULT_SETTLE_S,
     now: float | None = None,
+    heartbeats: Mapping[str, Heartbeat] | None = None,
 ) -> SyncPlan:
-    """:func:`plan_sync` over a list of runs whose folders are ``runs_dir/<run id>``."""
+    """:func:`plan_sync` over a list of runs whose folders are ``runs_dir/<run id>``
+    (``heartbeats``: the agents', by id; without them no agent is waited for)."""
     wanted = frozenset(states)
     now = time.time() if now is None else now
     items: list[SyncItem] = []
@@ -168,15 +159,16 @@ def plan_runs(
         paths = find_run_logs(run_dir, run.id)
         if not paths:
             continue
-        if any(_mtime(p) > now - settle_s for p in paths) or _awaits_superseded_mark(
-            run, paths, now
+        if any(_mtime(p) > now - settle_s for p in paths) or awaits_last_attempt(
+            run, run_dir, heartbeats, now
         ):
             waiting.append(run.id)
             continue
-        files, torn, empty, done, superseded = [], [], [], [], []
+        moot = later_attempt_logs(run, run_dir)
+        files, torn, empty, done, later = [], [], [], [], []
         for path in paths:
-            if _is_superseded(path):
-                superseded.append(path)
+            if path in moot:
+                later.append(path)
                 continue
             if _sent(path):
                 done.append(path)
@@ -198,7 +190,7 @@ def plan_runs(
                 tuple(torn),
                 tuple(empty),
                 tuple(done),
-                tuple(superseded),
+                tuple(later),
             )
         )
     return SyncPlan(items, waiting)
@@ -326,7 +318,7 @@ def sync_item(
     outcome: dict[str, str] = {str(p): "already synced" for p in item.done}
     outcome.update({str(p): "empty: no record to send" for p in item.empty})
     outcome.update(
-        {str(p): "not sent: an earlier attempt's result ended the run" for p in item.superseded}
+        {str(p): "not sent: an earlier attempt's result ended the run" for p in item.later}
     )
     argvs = wandb_sync_argv(item, project=project, entity=entity)
     for path, argv in zip(item.files, argvs, strict=True):
@@ -473,42 +465,6 @@ def _sent(path: Path) -> bool:
         or path.with_name(path.name + _SENT_SUFFIX).exists()
         or not path.parent.name.startswith("offline-")
     )
-
-
-def mark_superseded(paths: Iterable[Path]) -> None:
-    """Mark transaction logs as an attempt's that an earlier attempt's result made moot: the
-    sync leaves them out (see the module doc)."""
-    for path in paths:
-        with contextlib.suppress(OSError):  # unmarked: sent after the result's attempt, no loss
-            path.with_name(path.name + SUPERSEDED_SUFFIX).write_text(f"{time.time()}\n")
-
-
-def logs_started_here(
-    paths: Iterable[Path], *, since: float, host: str | None = None
-) -> list[Path]:
-    """Those of ``paths`` whose run record says wandb started them on ``host`` (this machine by
-    default) at or after unix time ``since`` (less a second for clock rounding)."""
-    host = socket.gethostname() if host is None else host
-    found = []
-    for path in paths:
-        record = run_record(path)
-        if record is None or record.host != host:
-            continue
-        if record.start_time is None or record.start_time >= since - 1.0:
-            found.append(path)
-    return found
-
-
-def _is_superseded(path: Path) -> bool:
-    return path.with_name(path.name + SUPERSEDED_SUFFIX).exists()
-
-
-def _awaits_superseded_mark(run: Run, paths: Sequence[Path], now: float) -> bool:
-    """True while the later attempt of a run an earlier attempt's result ended may still be
-    being stopped by its agent, which then marks its files (:func:`mark_superseded`)."""
-    if run.result_attempt is None or run.result_attempt >= run.attempt or run.ended_at is None:
-        return False
-    return now - run.ended_at < SUPERSEDED_WAIT_S and not any(map(_is_superseded, paths))
 
 
 def _mark_sent(path: Path) -> None:

@@ -135,12 +135,13 @@ class TransactionLogReader:
                 events.append(event)
         return events
 
-    def read_new_records(self) -> list[bytes]:
-        """Serialized ``Record`` protobufs completed since the last call."""
+    def read_new_records(self, max_bytes: int = -1) -> list[bytes]:
+        """Serialized ``Record`` protobufs completed since the last call (within the next
+        ``max_bytes`` bytes of the file, if given)."""
         try:
             with self.path.open("rb") as f:
                 f.seek(self.offset)
-                buf = f.read()
+                buf = f.read(max_bytes)
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -315,9 +316,20 @@ def _nested(items: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------- a run's files
 
 
+#: How far into a transaction log :func:`run_record` looks: wandb writes the run record first.
+_RUN_RECORD_WITHIN = 1 << 20
+
+
 def run_record(path: Path) -> RunStarted | None:
-    """The run record of one transaction log (host, start time...); None before wandb wrote it."""
-    for event in TransactionLogReader(path).read_new():
+    """The run record of one transaction log (host, start time...); None before wandb wrote it.
+
+    Reads only the start of the file, however long the run has logged.
+
+    Raises:
+        WandbError: the file cannot be read or is no transaction log, or wandb is missing.
+    """
+    for data in TransactionLogReader(path).read_new_records(max_bytes=_RUN_RECORD_WITHIN):
+        event = decode_record(data)
         if isinstance(event, RunStarted):
             return event
     return None

@@ -1,0 +1,170 @@
+"""Which wandb logs each attempt of a run wrote, as the agent that ran it found them.
+
+A run's attempts all log under its one run id into the same folder, each in its own
+``offline-run-*`` folder, and ``sweepherd sync`` sends them in start order so W&B joins them.
+That is right for a run preempted and resumed; it is wrong where an earlier attempt's result
+ended the run: an agent declared lost that was only cut off may finish its attempt after all
+while another agent runs the run again. That late result stands, and the attempts after it
+(the one stopped for it, and any preempted in between) must not be sent after it, or their
+partial history and summary would become the W&B run's.
+
+So when a trial ends, for whatever reason, its agent writes ``<run dir>/.attempts/<n>.json``
+naming the logs of attempt ``n``: those that appeared while it ran and whose run record says
+they were started on its machine after it was (:func:`logs_started_here`). The sync leaves
+out the logs of attempts after the result's (:func:`later_attempt_logs`), waiting while the
+last attempt's agent is still stopping it (:func:`awaits_last_attempt`). A log two records
+claim (two attempts of the run at once on one machine) belongs to the later attempt that
+started before it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweepherd.errors import SweepherdError
+from sweepherd.runs import Run
+from sweepherd.wandb._txlog import run_record
+
+if TYPE_CHECKING:
+    from sweepherd.store import Heartbeat
+
+#: The folder of a run's folder that holds one record per ended attempt.
+ATTEMPTS_DIR = ".attempts"
+#: A heartbeat older than this: the agent is taken for gone (it will write no record).
+AGENT_GONE_S = 120.0
+#: The longest a sync waits for the last attempt's record after the run ended, agent alive.
+MAX_WAIT_S = 1800.0
+
+
+def logs_started_here(
+    paths: Iterable[Path], *, since: float, host: str | None = None
+) -> list[Path]:
+    """Those of ``paths`` whose run record says wandb started them on ``host`` (this machine by
+    default) at or after unix time ``since`` (less a second for clock rounding). A log whose
+    start cannot be read (no run record yet, not a transaction log, no wandb here) is left out.
+    """
+    host = socket.gethostname() if host is None else host
+    found = []
+    for path in paths:
+        start = _start_on(path, host)
+        if start is not None and start >= since - 1.0:
+            found.append(path)
+    return found
+
+
+def record_attempt_logs(
+    run_dir: Path, attempt: int, logs: Iterable[Path], *, spawned_at: float
+) -> None:
+    """Write ``<run dir>/.attempts/<attempt>.json``: attempt ``attempt`` (its process started
+    at unix time ``spawned_at``) wrote ``logs``. A failed write is left out (then that attempt's
+    logs are sent like any other's): the record is a hint for the upload, not the result."""
+    doc = {
+        "attempt": attempt,
+        "spawned_at": spawned_at,
+        "ended_at": time.time(),
+        "host": socket.gethostname(),
+        "logs": [_relative(p, run_dir) for p in logs],
+    }
+    folder = run_dir / ATTEMPTS_DIR
+    tmp = folder / f".{attempt}.{os.getpid()}.tmp"
+    with contextlib.suppress(OSError):
+        folder.mkdir(exist_ok=True)
+        tmp.write_text(json.dumps(doc) + "\n", encoding="utf-8")
+        tmp.replace(folder / f"{attempt}.json")
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
+
+
+def attempt_records(run_dir: Path) -> dict[int, dict[str, Any]]:
+    """The run's attempt records by attempt number (unreadable ones left out)."""
+    records: dict[int, dict[str, Any]] = {}
+    try:
+        files = list((run_dir / ATTEMPTS_DIR).glob("*.json"))
+    except OSError:
+        return records
+    for file in files:
+        try:
+            doc = json.loads(file.read_text(encoding="utf-8"))
+            records[int(doc["attempt"])] = doc
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return records
+
+
+def has_later_attempts(run: Run) -> bool:
+    """The run ended with an earlier attempt's result than its last attempt's."""
+    return (
+        run.state.is_terminal
+        and run.result_attempt is not None
+        and run.result_attempt < run.attempt
+    )
+
+
+def awaits_last_attempt(
+    run: Run, run_dir: Path, heartbeats: Mapping[str, Heartbeat] | None, now: float
+) -> bool:
+    """True while a sync should wait for the last attempt's record: the run ended with an
+    earlier attempt's result, the last attempt wrote none yet, and its agent is alive (it is
+    stopping that attempt) and was not waited for longer than :data:`MAX_WAIT_S`."""
+    if not has_later_attempts(run) or run.attempt in attempt_records(run_dir):
+        return False
+    if run.ended_at is not None and now - run.ended_at > MAX_WAIT_S:
+        return False
+    beat = (heartbeats or {}).get(run.agent or "")
+    return beat is not None and beat.state != "exited" and beat.age_s(now) < AGENT_GONE_S
+
+
+def later_attempt_logs(run: Run, run_dir: Path) -> set[Path]:
+    """The logs of the attempts after the one whose result the run holds (empty unless an
+    earlier attempt's result ended it)."""
+    if not has_later_attempts(run):
+        return set()
+    assert run.result_attempt is not None
+    owners: dict[Path, list[tuple[float, int]]] = {}
+    for attempt, doc in attempt_records(run_dir).items():
+        for rel in doc.get("logs", []):
+            owners.setdefault(run_dir / str(rel), []).append(
+                (float(doc.get("spawned_at", 0.0)), attempt)
+            )
+    later = set()
+    for path, claims in owners.items():
+        if _owner(path, claims) > run.result_attempt:
+            later.add(path)
+    return later
+
+
+def _owner(path: Path, claims: list[tuple[float, int]]) -> int:
+    """The attempt a log belongs to: its only claimant, or, when two attempts on one machine
+    both saw it appear, the latest one that had started by the time wandb started it."""
+    if len(claims) == 1:
+        return claims[0][1]
+    start = _start_on(path, None)
+    if start is None:
+        return max(attempt for _, attempt in claims)  # unknown: never send it after the result
+    started = [(spawned, attempt) for spawned, attempt in claims if spawned <= start + 1.0]
+    return max(started)[1] if started else min(claims)[1]
+
+
+def _start_on(path: Path, host: str | None) -> float | None:
+    """When wandb started ``path`` (its run record), if it did so on ``host`` (any if None)."""
+    try:
+        record = run_record(path)
+    except SweepherdError:  # unreadable, not a transaction log, or no wandb here
+        return None
+    if record is None or (host is not None and record.host != host):
+        return None
+    return record.start_time if record.start_time is not None else float("inf")
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
