@@ -253,6 +253,29 @@ def test_an_attempt_preempted_before_the_late_result_is_left_out_too(
     assert (item.files, item.later) == ((logs[0],), (logs[1], logs[2]))
 
 
+def test_where_the_results_own_log_is_in_doubt_everything_is_sent(
+    store: SweepStore, template_run: Path
+) -> None:
+    """Two attempts on one machine both saw a log appear (the earlier one may have started
+    wandb late): it could be the result's, so it is sent. And with no record of the result's
+    attempt, any log could be its: all are sent."""
+    rid = _late_finish(store)
+    run_dir = store.runs_dir / rid
+    first = place(template_run, run_dir, rid, "20260101_000001")
+    second = place(template_run, run_dir, rid, "20260101_000002")
+    record_attempt_logs(run_dir, 2, [first, second], spawned_at=0.0)
+    (item,) = plan_sync(store, settle_s=0).items
+    assert (item.files, item.later) == ((first, second), ())  # attempt 1 left no record
+
+    record_attempt_logs(run_dir, 1, [first, second], spawned_at=0.0)
+    (item,) = plan_sync(store, settle_s=0).items
+    assert (item.files, item.later) == ((first, second), ())  # both claim both
+
+    record_attempt_logs(run_dir, 1, [first], spawned_at=0.0)
+    (item,) = plan_sync(store, settle_s=0).items
+    assert (item.files, item.later) == ((first,), (second,))
+
+
 def test_no_wait_for_a_gone_agent_nor_for_a_run_that_is_not_over(
     store: SweepStore, template_run: Path
 ) -> None:
@@ -321,6 +344,10 @@ def test_an_attempts_own_logs_are_those_started_here_since_it_began(
     began = record.start_time
     assert logs_started_here([here, there], since=began) == [here]
     assert logs_started_here([here, there], since=began, host="another-node") == [there]
+    # Two attempts of a run at once on one machine: wandb's debug log names the process.
+    mine = logs_started_here([there], since=began, host="another-node", pid=proc.pid)
+    assert mine == [there]
+    assert logs_started_here([there], since=began, host="another-node", pid=proc.pid + 1) == []
     assert logs_started_here([here], since=began + 60) == []  # it began after that log
     # A log that is not one (or is damaged at its start) is nobody's: never an error, since the
     # agent records its attempt as the trial ends, with its other trials still running.

@@ -8,6 +8,7 @@ failure's reason.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from sweepherd.runs import Run
 
 #: The folder of a run's folder that stays the same across attempts ($SWEEPHERD_CHECKPOINT_DIR).
 CHECKPOINT_DIR = "checkpoints"
+
+log = logging.getLogger("sweepherd.agent")
 
 
 def default_metric_sources(run: Run, run_dir: Path) -> list[MetricSource]:
@@ -44,15 +47,21 @@ def wandb_logs(run_dir: Path, run_id: str) -> list[Path]:
 
 def record_attempt(trial: Trial, run_dir: Path) -> None:
     """Write which wandb logs this attempt wrote (``sweepherd.wandb.record_attempt_logs``):
-    those that appeared while it ran and were started on this machine after it was. Never
-    raises: without the record, its logs are uploaded like any other attempt's."""
+    those that appeared while it ran and were started on this machine after it was, by its
+    process (with W&B's default command the trial's process is the one wandb runs in). Never
+    raises (it runs in the agent's loop as each trial ends): without the record, the attempt's
+    logs are uploaded like any other attempt's."""
     try:
         from sweepherd.wandb import logs_started_here, record_attempt_logs
-    except ImportError:
+
+        new = [p for p in wandb_logs(run_dir, trial.run.id) if p not in trial.logs_at_start]
+        own = logs_started_here(new, since=trial.spawned_at, pid=trial.pid)
+        written = record_attempt_logs(run_dir, trial.run.attempt, own, spawned_at=trial.spawned_at)
+    except Exception as exc:
+        log.warning("run %s: could not record its attempt's wandb logs: %s", trial.run.id, exc)
         return
-    new = [p for p in wandb_logs(run_dir, trial.run.id) if p not in trial.logs_at_start]
-    own = logs_started_here(new, since=trial.spawned_at)
-    record_attempt_logs(run_dir, trial.run.attempt, own, spawned_at=trial.spawned_at)
+    if not written:
+        log.warning("run %s: could not write its attempt record in %s", trial.run.id, run_dir)
 
 
 def write_params(path: Path, params: Any) -> None:

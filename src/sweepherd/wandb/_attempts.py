@@ -9,12 +9,15 @@ while another agent runs the run again. That late result stands, and the attempt
 partial history and summary would become the W&B run's.
 
 So when a trial ends, for whatever reason, its agent writes ``<run dir>/.attempts/<n>.json``
-naming the logs of attempt ``n``: those that appeared while it ran and whose run record says
-they were started on its machine after it was (:func:`logs_started_here`). The sync leaves
-out the logs of attempts after the result's (:func:`later_attempt_logs`), waiting while the
-last attempt's agent is still stopping it (:func:`awaits_last_attempt`). A log two records
-claim (two attempts of the run at once on one machine) belongs to the later attempt that
-started before it.
+naming the logs of attempt ``n``: those that appeared while it ran, whose run record says they
+were started on its machine after it was, and whose wandb debug log names its process
+(:func:`logs_started_here`). The sync leaves
+out the logs that only attempts after the result's claim (:func:`later_attempt_logs`), waiting
+while the last attempt's agent is still stopping it (:func:`awaits_last_attempt`). Where it
+cannot be sure, it sends: a log the result's attempt also claims (two attempts of the run at
+once on one machine, where wandb's debug log did not tell them apart), or any log when the
+result's attempt left no record. A partial attempt sent last is the lesser harm; a result
+not uploaded the greater.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Iterable, Mapping
@@ -35,36 +39,45 @@ from sweepherd.wandb._txlog import run_record
 if TYPE_CHECKING:
     from sweepherd.store import Heartbeat
 
+#: wandb 0.2x-0.31 writes this among the first lines of a run's ``logs/debug.log``.
+_PID_LINE = re.compile(rb"Configure stats pid to (\d+)")
 #: The folder of a run's folder that holds one record per ended attempt.
 ATTEMPTS_DIR = ".attempts"
 #: A heartbeat older than this: the agent is taken for gone (it will write no record).
 AGENT_GONE_S = 120.0
-#: The longest a sync waits for the last attempt's record after the run ended, agent alive.
-MAX_WAIT_S = 1800.0
+#: The longest a sync waits for the last attempt's record after the run ended, agent alive
+#: (its trial gets the agent's --stop-grace, 30 s by default, to stop).
+MAX_WAIT_S = 600.0
 
 
 def logs_started_here(
-    paths: Iterable[Path], *, since: float, host: str | None = None
+    paths: Iterable[Path], *, since: float, host: str | None = None, pid: int | None = None
 ) -> list[Path]:
     """Those of ``paths`` whose run record says wandb started them on ``host`` (this machine by
-    default) at or after unix time ``since`` (less a second for clock rounding). A log whose
-    start cannot be read (no run record yet, not a transaction log, no wandb here) is left out.
+    default) at or after unix time ``since`` (less a second for clock rounding), and, given
+    ``pid``, in that process as far as wandb's own ``logs/debug.log`` beside them says (a log
+    whose debug log names no process passes). A log whose start cannot be read (no run record
+    yet, not a transaction log, no wandb here) is left out.
     """
     host = socket.gethostname() if host is None else host
     found = []
     for path in paths:
         start = _start_on(path, host)
-        if start is not None and start >= since - 1.0:
-            found.append(path)
+        if start is None or start < since - 1.0:
+            continue
+        if pid is not None and _wandb_pid(path) not in (pid, None):
+            continue  # another process on this machine: another attempt of the run
+        found.append(path)
     return found
 
 
 def record_attempt_logs(
     run_dir: Path, attempt: int, logs: Iterable[Path], *, spawned_at: float
-) -> None:
+) -> bool:
     """Write ``<run dir>/.attempts/<attempt>.json``: attempt ``attempt`` (its process started
-    at unix time ``spawned_at``) wrote ``logs``. A failed write is left out (then that attempt's
-    logs are sent like any other's): the record is a hint for the upload, not the result."""
+    at unix time ``spawned_at``) wrote ``logs``. False when it could not be written (then that
+    attempt's logs are sent like any other's): the record is a hint for the upload, not the
+    result."""
     doc = {
         "attempt": attempt,
         "spawned_at": spawned_at,
@@ -74,12 +87,15 @@ def record_attempt_logs(
     }
     folder = run_dir / ATTEMPTS_DIR
     tmp = folder / f".{attempt}.{os.getpid()}.tmp"
-    with contextlib.suppress(OSError):
+    try:
         folder.mkdir(exist_ok=True)
         tmp.write_text(json.dumps(doc) + "\n", encoding="utf-8")
         tmp.replace(folder / f"{attempt}.json")
-    with contextlib.suppress(OSError):
-        tmp.unlink(missing_ok=True)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def attempt_records(run_dir: Path) -> dict[int, dict[str, Any]]:
@@ -122,34 +138,19 @@ def awaits_last_attempt(
 
 
 def later_attempt_logs(run: Run, run_dir: Path) -> set[Path]:
-    """The logs of the attempts after the one whose result the run holds (empty unless an
-    earlier attempt's result ended it)."""
+    """The logs only attempts after the one whose result the run holds claim (empty unless an
+    earlier attempt's result ended it, and empty when that attempt left no record)."""
     if not has_later_attempts(run):
         return set()
     assert run.result_attempt is not None
-    owners: dict[Path, list[tuple[float, int]]] = {}
-    for attempt, doc in attempt_records(run_dir).items():
+    records = attempt_records(run_dir)
+    if run.result_attempt not in records:
+        return set()  # its logs are unknown: any log could be the result's
+    claims: dict[Path, set[int]] = {}
+    for attempt, doc in records.items():
         for rel in doc.get("logs", []):
-            owners.setdefault(run_dir / str(rel), []).append(
-                (float(doc.get("spawned_at", 0.0)), attempt)
-            )
-    later = set()
-    for path, claims in owners.items():
-        if _owner(path, claims) > run.result_attempt:
-            later.add(path)
-    return later
-
-
-def _owner(path: Path, claims: list[tuple[float, int]]) -> int:
-    """The attempt a log belongs to: its only claimant, or, when two attempts on one machine
-    both saw it appear, the latest one that had started by the time wandb started it."""
-    if len(claims) == 1:
-        return claims[0][1]
-    start = _start_on(path, None)
-    if start is None:
-        return max(attempt for _, attempt in claims)  # unknown: never send it after the result
-    started = [(spawned, attempt) for spawned, attempt in claims if spawned <= start + 1.0]
-    return max(started)[1] if started else min(claims)[1]
+            claims.setdefault(run_dir / str(rel), set()).add(attempt)
+    return {p for p, by in claims.items() if min(by) > run.result_attempt}
 
 
 def _start_on(path: Path, host: str | None) -> float | None:
@@ -161,6 +162,18 @@ def _start_on(path: Path, host: str | None) -> float | None:
     if record is None or (host is not None and record.host != host):
         return None
     return record.start_time if record.start_time is not None else float("inf")
+
+
+def _wandb_pid(log: Path) -> int | None:
+    """The process that started ``log``, from wandb's debug log in the same run folder (its
+    first lines name it); None when that cannot be read."""
+    try:
+        with (log.parent / "logs" / "debug.log").open("rb") as f:
+            head = f.read(8192)
+    except OSError:
+        return None
+    match = _PID_LINE.search(head)
+    return int(match.group(1)) if match else None
 
 
 def _relative(path: Path, root: Path) -> str:
