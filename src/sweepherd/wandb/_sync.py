@@ -47,7 +47,11 @@ from typing import TYPE_CHECKING, Any
 
 from sweepherd.errors import WandbError
 from sweepherd.runs import Run, RunState
-from sweepherd.wandb._attempts import awaits_last_attempt, later_attempt_logs
+from sweepherd.wandb._attempts import (
+    awaits_last_attempt,
+    has_later_attempts,
+    later_attempt_logs,
+)
 from sweepherd.wandb._txlog import INSTALL_HINT, TransactionLogReader, find_run_logs
 
 if TYPE_CHECKING:
@@ -132,8 +136,10 @@ def plan_sync(
     wanted = frozenset(states)
     if snap.cancelled:
         wanted |= {RunState.PREEMPTED, RunState.LOST}
-    heartbeats = store.heartbeats()
-    return plan_runs(snap.runs.values(), store.runs_dir, wanted, settle_s, now, heartbeats)
+    runs = snap.runs.values()
+    # The agents' heartbeats matter only for runs an earlier attempt's late result ended.
+    heartbeats = store.heartbeats() if any(map(has_later_attempts, runs)) else None
+    return plan_runs(runs, store.runs_dir, wanted, settle_s, now, heartbeats)
 
 
 def plan_runs(
