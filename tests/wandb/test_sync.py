@@ -348,6 +348,12 @@ def test_an_attempts_own_logs_are_those_started_here_since_it_began(
     mine = logs_started_here([there], since=began, host="another-node", pid=proc.pid)
     assert mine == [there]
     assert logs_started_here([there], since=began, host="another-node", pid=proc.pid + 1) == []
+    copy = tmp_path / "copy" / there.parent.name
+    shutil.copytree(there.parent, copy)
+    (copy / "logs" / "debug.log").unlink()  # which process started it is not known: not ours
+    assert logs_started_here([copy / there.name], since=began, host="another-node") != []
+    unknown = logs_started_here([copy / there.name], since=began, host="another-node", pid=proc.pid)
+    assert unknown == []
     assert logs_started_here([here], since=began + 60) == []  # it began after that log
     # A log that is not one (or is damaged at its start) is nobody's: never an error, since the
     # agent records its attempt as the trial ends, with its other trials still running.

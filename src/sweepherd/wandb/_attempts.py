@@ -55,9 +55,9 @@ def logs_started_here(
 ) -> list[Path]:
     """Those of ``paths`` whose run record says wandb started them on ``host`` (this machine by
     default) at or after unix time ``since`` (less a second for clock rounding), and, given
-    ``pid``, in that process as far as wandb's own ``logs/debug.log`` beside them says (a log
-    whose debug log names no process passes). A log whose start cannot be read (no run record
-    yet, not a transaction log, no wandb here) is left out.
+    ``pid``, in that process, as wandb's own ``logs/debug.log`` beside them says. A log whose
+    start or process cannot be read (no run record yet, not a transaction log, no wandb here)
+    is left out: only what is surely an attempt's is ever kept from the upload.
     """
     host = socket.gethostname() if host is None else host
     found = []
@@ -65,8 +65,8 @@ def logs_started_here(
         start = _start_on(path, host)
         if start is None or start < since - 1.0:
             continue
-        if pid is not None and _wandb_pid(path) not in (pid, None):
-            continue  # another process on this machine: another attempt of the run
+        if pid is not None and _wandb_pid(path) != pid:
+            continue  # another process (or one wandb's log does not name): not surely ours
         found.append(path)
     return found
 
