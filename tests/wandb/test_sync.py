@@ -285,6 +285,10 @@ def test_no_wait_for_a_gone_agent_nor_for_a_run_that_is_not_over(
     run_dir = store.runs_dir / rid
     first = place(template_run, run_dir, rid, "20260101_000001")
     second = place(template_run, run_dir, rid, "20260101_000002")
+    store.heartbeat("a2")
+    assert plan_sync(store, settle_s=0).waiting == []  # attempt 1 left no record: no use
+    record_attempt_logs(run_dir, 1, [first], spawned_at=0.0)
+    assert plan_sync(store, settle_s=0).waiting == [rid]
     store.heartbeat("a2", state="exited")
     (item,) = plan_sync(store, settle_s=0).items
     assert (item.files, item.later) == ((first, second), ())

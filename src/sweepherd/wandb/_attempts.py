@@ -127,10 +127,14 @@ def awaits_last_attempt(
     run: Run, run_dir: Path, heartbeats: Mapping[str, Heartbeat] | None, now: float
 ) -> bool:
     """True while a sync should wait for the last attempt's record: the run ended with an
-    earlier attempt's result, the last attempt wrote none yet, and its agent is alive (it is
-    stopping that attempt) and was not waited for longer than :data:`MAX_WAIT_S`."""
-    if not has_later_attempts(run) or run.attempt in attempt_records(run_dir):
+    earlier attempt's result, which recorded its logs, the last attempt wrote none yet, and
+    its agent is alive (it is stopping that attempt) and was not waited for longer than
+    :data:`MAX_WAIT_S`."""
+    if not has_later_attempts(run):
         return False
+    records = attempt_records(run_dir)
+    if run.attempt in records or run.result_attempt not in records:
+        return False  # recorded already; or nothing could be left out anyway
     if run.ended_at is not None and now - run.ended_at > MAX_WAIT_S:
         return False
     beat = (heartbeats or {}).get(run.agent or "")
