@@ -227,13 +227,13 @@ def test_the_attempts_after_an_earlier_ones_late_result_are_left_out(
     run_dir = store.runs_dir / rid
     first = place(template_run, run_dir, rid, "20260101_000001")
     second = place(template_run, run_dir, rid, "20260101_000002")
-    record_attempt_logs(run_dir, 1, [first], spawned_at=0.0)
+    record_attempt_logs(run_dir, 1, [first])
 
     # While attempt 2's agent is alive and has not recorded that attempt's end, the run waits;
     store.heartbeat("a2")
     assert plan_sync(store, settle_s=0).waiting == [rid]
     # once it has, attempt 2's log is left out.
-    record_attempt_logs(run_dir, 2, [second], spawned_at=0.0)
+    record_attempt_logs(run_dir, 2, [second])
     (item,) = plan_sync(store, settle_s=0).items
     assert (item.files, item.later) == ((first,), (second,))
     assert wandb_sync_argv(item) == [
@@ -248,7 +248,7 @@ def test_an_attempt_preempted_before_the_late_result_is_left_out_too(
     run_dir = store.runs_dir / rid
     logs = [place(template_run, run_dir, rid, f"20260101_00000{n}") for n in (1, 2, 3)]
     for attempt, log in enumerate(logs, 1):
-        record_attempt_logs(run_dir, attempt, [log], spawned_at=0.0)
+        record_attempt_logs(run_dir, attempt, [log])
     (item,) = plan_sync(store, settle_s=0).items
     assert (item.files, item.later) == ((logs[0],), (logs[1], logs[2]))
 
@@ -263,15 +263,15 @@ def test_where_the_results_own_log_is_in_doubt_everything_is_sent(
     run_dir = store.runs_dir / rid
     first = place(template_run, run_dir, rid, "20260101_000001")
     second = place(template_run, run_dir, rid, "20260101_000002")
-    record_attempt_logs(run_dir, 2, [first, second], spawned_at=0.0)
+    record_attempt_logs(run_dir, 2, [first, second])
     (item,) = plan_sync(store, settle_s=0).items
     assert (item.files, item.later) == ((first, second), ())  # attempt 1 left no record
 
-    record_attempt_logs(run_dir, 1, [first, second], spawned_at=0.0)
+    record_attempt_logs(run_dir, 1, [first, second])
     (item,) = plan_sync(store, settle_s=0).items
     assert (item.files, item.later) == ((first, second), ())  # both claim both
 
-    record_attempt_logs(run_dir, 1, [first], spawned_at=0.0)
+    record_attempt_logs(run_dir, 1, [first])
     (item,) = plan_sync(store, settle_s=0).items
     assert (item.files, item.later) == ((first,), (second,))
 
@@ -287,7 +287,7 @@ def test_no_wait_for_a_gone_agent_nor_for_a_run_that_is_not_over(
     second = place(template_run, run_dir, rid, "20260101_000002")
     store.heartbeat("a2")
     assert plan_sync(store, settle_s=0).waiting == []  # attempt 1 left no record: no use
-    record_attempt_logs(run_dir, 1, [first], spawned_at=0.0)
+    record_attempt_logs(run_dir, 1, [first])
     assert plan_sync(store, settle_s=0).waiting == [rid]
     store.heartbeat("a2", state="exited")
     (item,) = plan_sync(store, settle_s=0).items

@@ -56,7 +56,7 @@ def record_attempt(trial: Trial, run_dir: Path) -> None:
 
         new = [p for p in wandb_logs(run_dir, trial.run.id) if p not in trial.logs_at_start]
         own = logs_started_here(new, since=trial.spawned_at, pid=trial.pid)
-        written = record_attempt_logs(run_dir, trial.run.attempt, own, spawned_at=trial.spawned_at)
+        written = record_attempt_logs(run_dir, trial.run.attempt, own)
     except Exception as exc:
         log.warning("run %s: could not record its attempt's wandb logs: %s", trial.run.id, exc)
         return

@@ -11,13 +11,12 @@ partial history and summary would become the W&B run's.
 So when a trial ends, for whatever reason, its agent writes ``<run dir>/.attempts/<n>.json``
 naming the logs of attempt ``n``: those that appeared while it ran, whose run record says they
 were started on its machine after it was, and whose wandb debug log names its process
-(:func:`logs_started_here`). The sync leaves
-out the logs that only attempts after the result's claim (:func:`later_attempt_logs`), waiting
-while the last attempt's agent is still stopping it (:func:`awaits_last_attempt`). Where it
-cannot be sure, it sends: a log the result's attempt also claims (two attempts of the run at
-once on one machine, where wandb's debug log did not tell them apart), or any log when the
-result's attempt left no record. A partial attempt sent last is the lesser harm; a result
-not uploaded the greater.
+(:func:`logs_started_here`). The sync leaves out the logs that only attempts after the
+result's claim (:func:`later_attempt_logs`), waiting while the last attempt's agent is still
+stopping it (:func:`awaits_last_attempt`). Where it cannot be sure, it sends: a log the
+result's attempt also claims (two attempts of the run at once on one machine, where wandb's
+debug log did not tell them apart), or any log when the result's attempt left no record. A
+partial attempt sent last is the lesser harm; a result not uploaded the greater.
 """
 
 from __future__ import annotations
@@ -71,19 +70,15 @@ def logs_started_here(
     return found
 
 
-def record_attempt_logs(
-    run_dir: Path, attempt: int, logs: Iterable[Path], *, spawned_at: float
-) -> bool:
-    """Write ``<run dir>/.attempts/<attempt>.json``: attempt ``attempt`` (its process started
-    at unix time ``spawned_at``) wrote ``logs``. False when it could not be written (then that
-    attempt's logs are sent like any other's): the record is a hint for the upload, not the
-    result."""
+def record_attempt_logs(run_dir: Path, attempt: int, logs: Iterable[Path]) -> bool:
+    """Write ``<run dir>/.attempts/<attempt>.json``: attempt ``attempt`` wrote ``logs`` (found
+    under ``run_dir``). False when it could not be written (then that attempt's logs are sent
+    like any other's): the record is a hint for the upload, not the result."""
     doc = {
         "attempt": attempt,
-        "spawned_at": spawned_at,
         "ended_at": time.time(),
         "host": socket.gethostname(),
-        "logs": [_relative(p, run_dir) for p in logs],
+        "logs": [str(p.relative_to(run_dir)) for p in logs],
     }
     folder = run_dir / ATTEMPTS_DIR
     tmp = folder / f".{attempt}.{os.getpid()}.tmp"
@@ -124,15 +119,17 @@ def has_later_attempts(run: Run) -> bool:
 
 
 def awaits_last_attempt(
-    run: Run, run_dir: Path, heartbeats: Mapping[str, Heartbeat] | None, now: float
+    run: Run,
+    records: Mapping[int, Mapping[str, Any]],
+    heartbeats: Mapping[str, Heartbeat] | None,
+    now: float,
 ) -> bool:
-    """True while a sync should wait for the last attempt's record: the run ended with an
-    earlier attempt's result, which recorded its logs, the last attempt wrote none yet, and
-    its agent is alive (it is stopping that attempt) and was not waited for longer than
-    :data:`MAX_WAIT_S`."""
+    """True while a sync should wait for the last attempt's record (``records``: the run's
+    :func:`attempt_records`): the run ended with an earlier attempt's result, which recorded
+    its logs, the last attempt wrote none yet, and its agent is alive (it is stopping that
+    attempt) and was not waited for longer than :data:`MAX_WAIT_S`."""
     if not has_later_attempts(run):
         return False
-    records = attempt_records(run_dir)
     if run.attempt in records or run.result_attempt not in records:
         return False  # recorded already; or nothing could be left out anyway
     if run.ended_at is not None and now - run.ended_at > MAX_WAIT_S:
@@ -141,13 +138,15 @@ def awaits_last_attempt(
     return beat is not None and beat.state != "exited" and beat.age_s(now) < AGENT_GONE_S
 
 
-def later_attempt_logs(run: Run, run_dir: Path) -> set[Path]:
-    """The logs only attempts after the one whose result the run holds claim (empty unless an
-    earlier attempt's result ended it, and empty when that attempt left no record)."""
+def later_attempt_logs(
+    run: Run, run_dir: Path, records: Mapping[int, Mapping[str, Any]]
+) -> set[Path]:
+    """The logs only attempts after the one whose result the run holds claim (``records``:
+    the run's :func:`attempt_records`); empty unless an earlier attempt's result ended it, and
+    empty when that attempt left no record."""
     if not has_later_attempts(run):
         return set()
     assert run.result_attempt is not None
-    records = attempt_records(run_dir)
     if run.result_attempt not in records:
         return set()  # its logs are unknown: any log could be the result's
     claims: dict[Path, set[int]] = {}
@@ -157,13 +156,13 @@ def later_attempt_logs(run: Run, run_dir: Path) -> set[Path]:
     return {p for p, by in claims.items() if min(by) > run.result_attempt}
 
 
-def _start_on(path: Path, host: str | None) -> float | None:
-    """When wandb started ``path`` (its run record), if it did so on ``host`` (any if None)."""
+def _start_on(path: Path, host: str) -> float | None:
+    """When wandb started ``path`` (its run record), if it did so on ``host``."""
     try:
         record = run_record(path)
     except SweepherdError:  # unreadable, not a transaction log, or no wandb here
         return None
-    if record is None or (host is not None and record.host != host):
+    if record is None or record.host != host:
         return None
     return record.start_time if record.start_time is not None else float("inf")
 
@@ -178,10 +177,3 @@ def _wandb_pid(log: Path) -> int | None:
         return None
     match = _PID_LINE.search(head)
     return int(match.group(1)) if match else None
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)

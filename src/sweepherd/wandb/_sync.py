@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from sweepherd.errors import WandbError
 from sweepherd.runs import Run, RunState
 from sweepherd.wandb._attempts import (
+    attempt_records,
     awaits_last_attempt,
     has_later_attempts,
     later_attempt_logs,
@@ -165,12 +166,13 @@ def plan_runs(
         paths = find_run_logs(run_dir, run.id)
         if not paths:
             continue
+        records = attempt_records(run_dir) if has_later_attempts(run) else {}
         if any(_mtime(p) > now - settle_s for p in paths) or awaits_last_attempt(
-            run, run_dir, heartbeats, now
+            run, records, heartbeats, now
         ):
             waiting.append(run.id)
             continue
-        moot = later_attempt_logs(run, run_dir)
+        moot = later_attempt_logs(run, run_dir, records)
         files, torn, empty, done, later = [], [], [], [], []
         for path in paths:
             if path in moot:
