@@ -283,8 +283,16 @@ class Agent:
             return
         self._result.n_started += 1
         metrics = RunMetrics(self._metric_sources(run, run_dir))
-        trial = Trial(run, slot, process, metrics, time.monotonic(), pidfd=pidfd_for(process.pid))
-        trial.logs_at_start, trial.spawned_at = logs_at_start, spawned_at
+        trial = Trial(
+            run,
+            slot,
+            process,
+            metrics,
+            time.monotonic(),
+            pidfd=pidfd_for(process.pid),
+            logs_at_start=logs_at_start,
+            spawned_at=spawned_at,
+        )
         self._trials[slot.index] = trial
         gpu = f" gpu {slot.cuda_visible_devices}" if slot.cuda_visible_devices else ""
         log.info("run %s started (attempt %d)%s: %s", run.id, run.attempt, gpu, _short(run.params))
@@ -349,8 +357,9 @@ class Agent:
         metric = trial.metrics.metric_value(metric_name) if metric_name else None
         summary = trial.metrics.plain_summary()
         cause = trial.stop_cause
+        run_dir = self.store.run_path(trial.run.id).resolve()  # as _start named it
         # Which wandb logs this attempt wrote: a sync leaves out attempts after a run's result.
-        record_attempt(trial, self.store.run_path(trial.run.id).resolve())
+        record_attempt(trial, run_dir)
         if cause is StopCause.PREEMPT and self._sweep_cancelled():
             # `sweepherd cancel` marks the sweep cancelled, then scancels its Slurm jobs: their
             # SIGTERM usually comes before this agent's next look at the journal.
@@ -358,7 +367,7 @@ class Agent:
         timeout = False
         if cause is StopCause.PREEMPT:
             state, reason = RunState.PREEMPTED, "stopped by a signal to the agent; will resume"
-            if self._time_limit and not keeps_checkpoint(self.store.run_path(trial.run.id)):
+            if self._time_limit and not keeps_checkpoint(run_dir):
                 timeout = True
                 n = trial.run.timeouts + 1
                 reason = (
@@ -379,7 +388,7 @@ class Agent:
                 reason = f"metric {metric_name!r} was never logged"
         else:
             state, reason = RunState.FAILED, _describe_exit(code)
-            tail = last_line(self.store.run_path(trial.run.id) / "stderr.log")
+            tail = last_line(run_dir / "stderr.log")
             if tail:
                 reason += f": {tail}"
         if state is RunState.FAILED:
