@@ -26,6 +26,7 @@ from sweepherd.errors import WandbError
 from sweepherd.runs import MAX_LOSSES, RunState
 from sweepherd.store import SweepStore, create_sweep
 from sweepherd.wandb import (
+    ALIVE_QUIET_S,
     MARKER_NAME,
     SYNC_STATES,
     SyncItem,
@@ -301,6 +302,102 @@ def test_no_wait_for_a_gone_agent_nor_for_a_run_that_is_not_over(
     store.heartbeat("a3")
     place(template_run, store.runs_dir / given_up, given_up, "20260101_000001")
     assert given_up in {i.run_id for i in plan_sync(store, settle_s=0).items}
+
+
+def _lost_for_good(store: SweepStore) -> str:
+    """A run each of whose :data:`MAX_LOSSES` attempts was declared lost: it will not run
+    again, and its last loss was declared just now."""
+    rid = new_run(store, RunState.LOST)
+    for _ in range(MAX_LOSSES - 1):
+        with store.transaction(agent="a1") as txn:
+            txn.claim_again(rid, agent="a2")
+            txn.mark_lost(rid, "agent silent")
+    return rid
+
+
+def test_a_lost_run_whose_trial_still_logs_is_left_for_later(
+    store: SweepStore, template_run: Path
+) -> None:
+    """Its agent was only cut off: the trial may yet finish. Sent now, the run would be marked
+    synced with part of its data and the rest would never go up; so it is left for a later
+    pass (not waited for) until its log has been quiet for ALIVE_QUIET_S."""
+    alive, dead = _lost_for_good(store), _lost_for_good(store)
+    lost_at = store.snapshot().runs[alive].ended_at
+    assert lost_at is not None
+    for rid in (alive, dead):
+        place(template_run, store.runs_dir / rid, rid, "20260101_000001")  # 60 s ago
+    log = find_run_logs(store.runs_dir / alive, alive)[0]
+    os.utime(log, (lost_at + 30, lost_at + 30))  # written 30 s after the loss
+
+    now = lost_at + 40
+    plan = plan_sync(store, settle_s=5, now=now)
+    assert plan.deferred == [alive] and plan.waiting == []
+    assert [i.run_id for i in plan.items] == [dead]  # last written before the loss: sent
+
+    # Quiet for ALIVE_QUIET_S since: taken for ended, and sent.
+    later = lost_at + 30 + ALIVE_QUIET_S + 1
+    assert sorted(i.run_id for i in plan_sync(store, now=later).items) == sorted([alive, dead])
+    # Should its agent come back and record the end, it is synced as any ended run.
+    with store.transaction(agent="a2") as txn:
+        txn.finish(alive, MAX_LOSSES, RunState.FINISHED, exit_code=0)
+    assert alive in {i.run_id for i in plan_sync(store, settle_s=5, now=now).items}
+
+    # In a cancelled sweep a lost run is synced as it is: unless its trial still logs.
+    with store.transaction(agent="a1") as txn:
+        rid = txn.claim_new({"x": txn.snapshot.next_seq}, agent="a1").id
+    with store.transaction(agent="a1") as txn:
+        txn.mark_lost(rid, "agent silent")
+        txn.cancel("enough")
+    place(template_run, store.runs_dir / rid, rid, "20260101_000001").touch()
+    assert plan_sync(store, settle_s=0).deferred == [rid]
+
+
+def test_one_sync_does_not_wait_for_a_lost_run_still_logging_and_says_so(
+    store: SweepStore, template_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sweepherd.cli.main import main
+
+    rid = _lost_for_good(store)
+    place(template_run, store.runs_dir / rid, rid, "20260101_000001")
+    log = find_run_logs(store.runs_dir / rid, rid)[0]
+    written = store.snapshot().runs[rid].ended_at
+    assert written is not None
+    os.utime(log, (written + 0.01, written + 0.01))  # just after the loss
+    report = sync(store, settle_s=0)  # nothing to send: no server is contacted
+    assert (report.synced, report.waiting, report.deferred) == ([], [], [rid])
+    assert main(["sync", str(store.path)]) == 0  # once its log has settled (5 s)
+    captured = capsys.readouterr()
+    assert "nothing to sync" in captured.out
+    assert f"left for later: {rid}: declared lost, but its trial still writes" in captured.err
+    assert main(["sync", str(store.path), "--dry-run"]) == 0
+    assert f"{rid}: declared lost, but its trial still writes" in capsys.readouterr().out
+
+
+def test_an_idle_wandb_run_still_writes_its_log(tmp_path: Path, wandb_starter: Starter) -> None:
+    """What ALIVE_QUIET_S rests on: a live run that logs nothing for a while still adds to its
+    transaction log (wandb's system metrics, every 15 s or so), well within that time."""
+    proc = wandb_starter(
+        tmp_path,
+        """
+        import pathlib, time, wandb
+        run = wandb.init()
+        run.log({"loss": 1.0})
+        pathlib.Path("logged").touch()
+        time.sleep(300)
+        """,
+        WANDB_RUN_ID="idle",
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "logged").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(2)  # the history record is flushed
+    (log,) = find_run_logs(tmp_path, "idle")
+    size, since = log.stat().st_size, time.monotonic()
+    while log.stat().st_size == size:
+        assert time.monotonic() - since < ALIVE_QUIET_S / 2, "an idle run's log did not change"
+        time.sleep(0.5)
+    proc.kill()
 
 
 def test_the_run_record_is_read_from_the_start_of_a_long_log(

@@ -45,7 +45,7 @@ def sync(
     on a login node.
     """
     from sweepherd.store import open_sweep
-    from sweepherd.wandb import plan_sync, wandb_sync_argv
+    from sweepherd.wandb import ALIVE_QUIET_S, plan_sync, wandb_sync_argv
     from sweepherd.wandb import sync as sync_runs
 
     store = open_sweep(sweep, root)
@@ -62,6 +62,8 @@ def sync(
                 f"{run_id}: its wandb files changed seconds ago, or a later attempt is being "
                 "stopped; synced on the next pass"
             )
+        for run_id in plan.deferred:
+            click.echo(f"{run_id}: {_STILL_WRITTEN}; synced once it has ended")
         click.echo(f"{len(plan.items)} run(s) to sync" if plan.items else "nothing to sync")
         return
 
@@ -94,6 +96,16 @@ def sync(
         click.echo("stopped", err=sys.stderr.isatty())
         return
     click.echo(f"{len(result.synced)} run(s) synced" if result.synced else "nothing to sync")
+    if result.deferred:
+        click.echo(
+            f"left for later: {', '.join(result.deferred)}: {_STILL_WRITTEN}. Run `sweepherd "
+            f"sync` again once its log has been quiet for {ALIVE_QUIET_S / 60:g} min, or use "
+            "--watch.",
+            err=True,
+        )
+
+
+_STILL_WRITTEN = "declared lost, but its trial still writes its wandb log (it may yet finish)"
 
 
 def _describe(item: SyncItem) -> str:

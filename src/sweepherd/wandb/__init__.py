@@ -40,6 +40,7 @@ from sweepherd.wandb._backend import (
 from sweepherd.wandb._backend_slurm import WandbSubmission, submit_wandb
 from sweepherd.wandb._paramfile import param_file_text, write_param_file
 from sweepherd.wandb._sync import (
+    ALIVE_QUIET_S,
     MARKER_NAME,
     SYNC_STATES,
     SyncItem,
@@ -76,6 +77,7 @@ from sweepherd.wandb._txlog import (
 )
 
 __all__ = [
+    "ALIVE_QUIET_S",
     "BACKEND",
     "BLOCK_SIZE",
     "MARKER_NAME",

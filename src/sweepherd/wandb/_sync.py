@@ -23,6 +23,12 @@ What ``wandb sync`` (0.31) does, measured against a local stand-in server:
 A run folder gets ``.synced`` (JSON: when, where, which files) once all its files are done; such
 runs are never sent again.
 
+A run declared lost whose wandb log changed after that was not dead: its agent was only cut off
+and its trial lives on, and may yet end with a result. It is left for a later pass (not waited
+for) while its log keeps changing: wandb writes system metrics into a live run's log every 15 s
+or so, so a log quiet for :data:`ALIVE_QUIET_S` is taken for ended. Sent earlier, the run
+would be marked synced with part of its data, and the rest would never go up.
+
 Attempts after the one whose result a run holds are never sent: where an earlier attempt's
 late result ended the run, their partial history and summary would become the W&B run's. The
 agents record which logs each attempt wrote (``_attempts.py``).
@@ -66,6 +72,9 @@ SYNC_STATES: frozenset[RunState] = frozenset(
 MARKER_NAME = ".synced"
 #: A transaction log modified this recently may still be written by a dying wandb-core.
 DEFAULT_SETTLE_S = 5.0
+#: A lost run's log that changed after the loss and in the last this many seconds is still being
+#: written: wandb 0.31 adds a system-metrics record to a live run's log about every 15 s.
+ALIVE_QUIET_S = 120.0
 DEFAULT_TIMEOUT_S = 1800.0
 _LOCK_NAME = "sync.lock"
 #: Next to a transaction log wandb sent up to its torn tail (wandb itself never marks those).
@@ -107,6 +116,9 @@ class SyncPlan:
     # run ids whose transaction logs changed in the last few seconds, or whose last attempt is
     # still being stopped because an earlier one's result ended the run
     waiting: list[str]
+    # lost runs (given up, or in a cancelled sweep) whose trial still writes its wandb log
+    # after its agent was declared lost: synced by a later pass, once that has ended
+    deferred: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -116,6 +128,7 @@ class SyncReport:
     synced: list[str] = field(default_factory=list)  # run ids now marked
     failed: dict[str, str] = field(default_factory=dict)  # run id -> why
     waiting: list[str] = field(default_factory=list)  # ended runs whose files are still settling
+    deferred: list[str] = field(default_factory=list)  # see SyncPlan.deferred
 
 
 def plan_sync(
@@ -130,8 +143,9 @@ def plan_sync(
     Runs whose transaction logs changed in the last ``settle_s`` seconds (a killed run's
     wandb-core may still be flushing) are listed in ``waiting`` instead. Runs with a ``.synced``
     marker and runs that never wrote a wandb log are left out. In a cancelled sweep preempted
-    and lost runs will never run again, so they are synced as they are. A run an earlier
-    attempt's late result ended waits while its last attempt's agent is stopping that attempt.
+    and lost runs will never run again, so they are synced as they are, except that a lost
+    run whose log is still being written is ``deferred``. A run an earlier attempt's late
+    result ended waits while its last attempt's agent is stopping that attempt.
     """
     snap = store.snapshot()
     wanted = frozenset(states)
@@ -157,6 +171,7 @@ def plan_runs(
     now = time.time() if now is None else now
     items: list[SyncItem] = []
     waiting: list[str] = []
+    deferred: list[str] = []
     for run in runs:
         if run.state not in wanted and not run.gave_up:
             continue
@@ -171,6 +186,9 @@ def plan_runs(
             run, records, heartbeats, now
         ):
             waiting.append(run.id)
+            continue
+        if _written_since_lost(run, paths, now):
+            deferred.append(run.id)
             continue
         moot = later_attempt_logs(run, run_dir, records)
         files, torn, empty, done, later = [], [], [], [], []
@@ -201,7 +219,16 @@ def plan_runs(
                 tuple(later),
             )
         )
-    return SyncPlan(items, waiting)
+    return SyncPlan(items, waiting, deferred)
+
+
+def _written_since_lost(run: Run, paths: Iterable[Path], now: float) -> bool:
+    """``run`` was declared lost, yet a log of it changed after that and not long ago: its
+    trial lives on (its agent was only cut off) and may still end with a result."""
+    if run.state is not RunState.LOST or run.ended_at is None:
+        return False
+    newest = max(map(_mtime, paths), default=0.0)
+    return newest > run.ended_at and newest > now - ALIVE_QUIET_S
 
 
 def wandb_sync_argv(
@@ -251,7 +278,8 @@ def sync(
     ``None`` on success).
 
     Without ``watch``: one pass (waiting for runs whose files are still settling, and telling
-    ``on_waiting(run_ids)`` which whenever that list changes), each failed run tried once;
+    ``on_waiting(run_ids)`` which whenever that list changes; the ``deferred`` runs of the
+    report are not waited for), each failed run tried once;
     failures raise :class:`WandbError` after every other run was tried.
     With ``watch``: a pass every ``interval_s`` seconds, failed runs retried, until
     ``should_stop()`` is true (then the last pass's report is returned) or KeyboardInterrupt.
@@ -272,7 +300,7 @@ def sync(
     with _SyncLock(store.path / _LOCK_NAME):
         while True:
             plan = plan_sync(store, settle_s=settle_s)
-            report = SyncReport(waiting=plan.waiting)
+            report = SyncReport(waiting=plan.waiting, deferred=plan.deferred)
             for item in plan.items:
                 if not watch and item.run_id in total.failed:
                     continue  # tried once already in this call
@@ -295,6 +323,7 @@ def sync(
             if on_waiting is not None and report.waiting and report.waiting != total.waiting:
                 on_waiting(report.waiting)
             total.waiting = report.waiting
+            total.deferred = report.deferred
             if not report.waiting:
                 break
             time.sleep(min(settle_s, 1.0))
