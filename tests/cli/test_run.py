@@ -184,7 +184,12 @@ def test_an_unwritable_sweep_folder(project: Path, read_only_root: Path) -> None
     assert list(read_only_root.iterdir()) == []
 
 
-def test_ctrl_c_stops_gracefully_and_the_runs_resume(project: Path) -> None:
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name
+)
+def test_ctrl_c_stops_gracefully_and_the_runs_resume(project: Path, sig: signal.Signals) -> None:
+    """And so do a `kill`, `timeout` or a service manager (SIGTERM) and a closed terminal
+    (SIGHUP): the agents run in sessions of their own and would go on with the sweep unseen."""
     write_config(project, parameters={"x": {"values": [1, 2]}, "sleep_first_s": {"value": 60}})
     proc = subprocess.Popen(
         [sys.executable, "-m", "sweepherd", "run", "sweep.yaml", "--agents", "2"],
@@ -195,7 +200,7 @@ def test_ctrl_c_stops_gracefully_and_the_runs_resume(project: Path) -> None:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     wait_for(lambda: len(marks(project)) == 2, what="both trials started")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == ExitStatus.INTERRUPTED, err
     assert "resume with: sweepherd agent" in out

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +224,32 @@ def test_failing_agents_are_an_error_with_their_logs_kept(
     sweep_dir = standins.root / str(standins.meta()["id"])
     assert f"see their logs in {sweep_dir / 'logs'}/" in err
     assert "stand-in started" in (sweep_dir / "logs" / "wandb-agent-1.log").read_text()
+
+
+def test_a_sigterm_stops_the_agents_as_ctrl_c_does(
+    standins: Standins, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The `wandb agent`s run in sessions of their own: killed without passing the stop on,
+    the launcher would leave them pulling runs from the W&B sweep unseen."""
+    standins.config()
+    monkeypatch.setenv("WANDB_STANDIN_SLEEP_S", "60")
+
+    def kill_once_started() -> None:
+        deadline = time.monotonic() + 60
+        while len(agent_starts(standins.records)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)  # the launcher is this process (main thread)
+
+    handler = signal.getsignal(signal.SIGTERM)
+    killer = threading.Thread(target=kill_once_started)
+    killer.start()
+    try:
+        assert standins.run("--agents", "2") == ExitStatus.INTERRUPTED
+    finally:
+        killer.join()
+    assert "Stopped. The W&B sweep keeps its runs" in capsys.readouterr().out
+    assert [s.get("signal") for s in agent_starts(standins.records)] == [signal.SIGTERM] * 2
+    assert signal.getsignal(signal.SIGTERM) == handler  # restored
 
 
 def test_the_real_wandb_without_a_server_fails_clearly(tmp_path: Path) -> None:

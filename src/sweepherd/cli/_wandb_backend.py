@@ -78,8 +78,11 @@ def run_with_wandb(
             f"{store.config.method} search has no end of its own: it runs until Ctrl-C or "
             f"`sweepherd cancel {store.path}` (set run_cap, or pass --run-cap, to bound it)"
         )
-    agents.start()
-    outcome = agents.wait()
+    from sweepherd.launch.local import stop_signals_interrupt
+
+    with stop_signals_interrupt():  # a kill or a closed terminal stops as Ctrl-C does
+        agents.start()
+        outcome = agents.wait()
     where = sweep.url or f"W&B sweep {sweep.path}"
     if outcome.interrupted:
         click.echo(f"Stopped. The W&B sweep keeps its runs: {where}")

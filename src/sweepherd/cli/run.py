@@ -80,7 +80,12 @@ def run(
 
     from sweepherd.agent import parse_gpus
     from sweepherd.launch import prepare_sweep
-    from sweepherd.launch.local import AgentSpec, LocalLauncher, split_gpus
+    from sweepherd.launch.local import (
+        AgentSpec,
+        LocalLauncher,
+        split_gpus,
+        stop_signals_interrupt,
+    )
 
     if n_agents is not None and n_agents < 1:
         raise click.BadParameter("must be at least 1", param_hint="--agents")
@@ -120,10 +125,11 @@ def run(
         specs.append(AgentSpec(tuple(args)))
 
     launcher = LocalLauncher(store, specs)
-    launcher.start()
     view = ProgressView(store, console)
     try:
-        outcome = launcher.wait(on_tick=view.update)
+        with stop_signals_interrupt():  # a kill or a closed terminal stops as Ctrl-C does
+            launcher.start()
+            outcome = launcher.wait(on_tick=view.update)
     finally:
         view.close()
     return report_outcome(console, store, outcome)

@@ -2,8 +2,10 @@
 
 Each agent is a real ``python -m sweepherd agent`` process, exactly what runs on a cluster
 node, in its own session so that a Ctrl-C reaches it only through the launcher, which turns it
-into a graceful stop (running runs are marked preempted and can be resumed later). Agent logs
-go to ``<sweep>/logs/agent-<i>.log``.
+into a graceful stop (running runs are marked preempted and can be resumed later). So do the
+SIGTERM of ``kill``, ``timeout`` or a service manager and the SIGHUP of a closed terminal
+(:func:`stop_signals_interrupt`): the agents, in sessions of their own, would otherwise go on
+with the sweep unseen. Agent logs go to ``<sweep>/logs/agent-<i>.log``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +67,31 @@ class ProcessSpec:
     cwd: Path | None = None
 
 
+#: The signals that stop the launcher's processes as a Ctrl-C does.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """While the body runs, SIGTERM and SIGHUP raise KeyboardInterrupt, as Ctrl-C's SIGINT does,
+    so that a launcher killed by ``kill``, ``timeout`` or a closed terminal stops its processes
+    (which run in sessions of their own) instead of leaving them behind. Main thread only:
+    elsewhere Python delivers no signal, and nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 class ProcessGroup:
     """Processes started together, each in its own session, signalled and counted together.
 
@@ -76,6 +104,15 @@ class ProcessGroup:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, specs: Sequence[ProcessSpec]) -> None:
+        """Start every process; on any way out before the last has started (an error, a
+        Ctrl-C), those already started are stopped."""
+        try:
+            self._start(specs)
+        except BaseException:
+            self.stop(signal.SIGTERM)
+            raise
+
+    def _start(self, specs: Sequence[ProcessSpec]) -> None:
         for spec in specs:
             try:
                 spec.log.parent.mkdir(parents=True, exist_ok=True)
