@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from support.agents import SweepFactory, marks, proc_state, wait_for
+from sweepherd.agent._agent import NOTHING_LOGGED
 from sweepherd.runs import MAX_LOSSES, TIME_LIMIT_SIGNAL_ENV, RunState
 from sweepherd.store import SweepStore, open_sweep
 
@@ -323,7 +324,7 @@ def test_failing_command_and_missing_metric_are_recorded_with_their_reasons(
     assert ok.state is RunState.FINISHED and ok.metric == 0.0 and ok.reason is None
     silent = runs[(0, True)]
     assert silent.state is RunState.FINISHED and silent.metric is None
-    assert silent.reason == "metric 'loss' was never logged"
+    assert silent.reason == f"metric 'loss' was never logged ({NOTHING_LOGGED})"
     failed = runs[(3, False)]
     assert failed.state is RunState.FAILED and failed.exit_code == 3
     assert failed.reason == "exit status 3: trial failing on purpose with 3"

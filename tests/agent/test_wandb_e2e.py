@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from support.agents import agent_argv, proc_state, wait_for
+from sweepherd.agent._agent import NOTHING_LOGGED
 from sweepherd.config import parse_config
 from sweepherd.runs import Run, RunState
 from sweepherd.store import SweepStore, create_sweep, open_sweep
@@ -169,7 +170,7 @@ def behaviours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Behaviours]
     """A sweep with one run per script behaviour, run to its end by one real agent."""
     started = Agents(tmp_path_factory.mktemp("behaviours"))
     try:
-        modes = ["ok", "summary", "crash", "silent", "selfkill", "overfit"]
+        modes = ["ok", "summary", "crash", "silent", "selfkill", "overfit", "dir", "id"]
         store = started.sweep({"mode": {"values": modes}})
         assert started.start(store, "--slots", "3").wait(timeout=240) == 0
         runs = {r.params["mode"]: r for r in runs_of(store)}
@@ -272,6 +273,34 @@ def test_a_script_killed_by_sigkill_fails_with_the_signal_and_keeps_its_output(
     assert run.metric == pytest.approx(LOSSES[-1])
 
 
+def test_a_log_the_script_writes_elsewhere_is_found_and_linked_in(
+    behaviours: Behaviours,
+) -> None:
+    """``wandb.init(dir=...)`` puts the log in another folder, ``wandb.init(id=...)`` names it
+    after another id: read where sweepherd looks, the metric would be lost and the run never
+    synced. The agent finds the log its trial holds open and links its folder in."""
+    store = behaviours.store
+    for mode in ("dir", "id"):
+        run = behaviours.runs[mode]
+        assert run.state is RunState.FINISHED and run.reason is None, mode
+        assert run.metric == pytest.approx(LOSSES[-1]), mode
+        run_dir = store.run_dir(run.id)
+        (log,) = find_run_logs(run_dir, run.id)
+        assert log.parent.is_symlink() and log.parent.name.endswith(f"-{run.id}")
+        real = log.resolve()
+        if mode == "dir":  # in the script's own folder, not the run's
+            assert real.parent.parent == (store.path.parent.parent / "elsewhere" / "wandb")
+        else:  # in the run's folder, named after the script's id
+            assert real.parent.parent == run_dir.resolve() / "wandb"
+            assert real.name != f"run-{run.id}.wandb"
+        assert tracked(store, run).history("val_loss") == pytest.approx(LOSSES)
+        # The attempt's record names it, and a sync sends it (under the sweep's run id).
+        record = json.loads((run_dir / ".attempts" / "1.json").read_text())
+        assert record["logs"] == [str(log.relative_to(run_dir))]
+        (item,) = [i for i in plan_sync(store, settle_s=0).items if i.run_id == run.id]
+        assert item.files == (log,)
+
+
 # -- a run looked at while it goes ------------------------------------------------------------
 
 
@@ -330,6 +359,15 @@ def test_a_metric_logged_as_a_nested_dict_is_found_by_its_dotted_name(agents: Ag
     (run,) = runs_of(store)
     assert run.state is RunState.FINISHED and run.reason is None
     assert run.metric == pytest.approx(LOSSES[-1])
+
+
+def test_with_wandb_disabled_the_missing_metric_says_why(agents: Agents) -> None:
+    """`--wandb-mode disabled`: wandb.log writes nothing, so nothing can be read back."""
+    store = agents.sweep({"mode": {"value": "ok"}})
+    assert agents.start(store, "--wandb-mode", "disabled").wait(timeout=120) == 0
+    (run,) = runs_of(store)
+    assert run.state is RunState.FINISHED and run.metric is None
+    assert run.reason == f"metric 'val_loss' was never logged ({NOTHING_LOGGED})"
 
 
 def test_hyperband_stops_a_poor_run_from_what_wandb_logged(agents: Agents) -> None:

@@ -13,7 +13,10 @@ Its ``mode`` parameter picks a behaviour for the agent tests:
 - ``nested``: logs ``{"val": {"loss": ...}}`` (wandb stores it as ``val/loss``);
 - ``overfit``: asks wandb to summarise ``val_loss`` by its minimum (``define_metric``) and logs
   losses that fall, then rise again;
-- ``bad``: logs ten times the losses, then runs on forever (until it is stopped).
+- ``bad``: logs ten times the losses, then runs on forever (until it is stopped);
+- ``dir`` / ``id``: as ``ok``, but passes ``dir="elsewhere"`` (a folder of its working
+  directory) / an ``id=`` of its own to ``wandb.init``, as many scripts do, and keeps its run
+  open 8 s longer (a real training run lasts longer than the agent takes to look for it).
 
 Every mode prints ``CONFIG <json>`` (the ``wandb.config`` it got) and writes its pid to
 ``pid-<run id>`` in its working directory.
@@ -22,6 +25,7 @@ Every mode prints ``CONFIG <json>`` (the ``wandb.config`` it got) and writes its
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -35,7 +39,13 @@ DEFAULTS = {
     "untouched": "default",
 }
 
-run = wandb.init(config=DEFAULTS)
+# The sweep's values are also the script's arguments (W&B's default command): the ``dir`` and
+# ``id`` modes must choose wandb.init's arguments before wandb.config exists.
+ARGV_MODE = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--mode=")), None)
+INIT_ARGS = {"dir": {"dir": "elsewhere"}, "id": {"id": f"own{os.getpid()}"}}.get(ARGV_MODE, {})
+if "dir" in INIT_ARGS:
+    Path("elsewhere").mkdir(exist_ok=True)
+run = wandb.init(config=DEFAULTS, **INIT_ARGS)
 config = wandb.config
 Path(f"pid-{run.id}").write_text(str(os.getpid()))
 print("CONFIG " + json.dumps(dict(config), sort_keys=True), flush=True)
@@ -66,6 +76,8 @@ elif mode == "selfkill":
 elif mode == "bad":
     while True:
         time.sleep(0.1)
+elif mode in ("dir", "id"):
+    time.sleep(8)
 elif mode == "wait":
     releases = [Path(f"release-{run.id}"), Path(f"release-{os.getpid()}")]
     while not any(release.exists() for release in releases):

@@ -39,6 +39,7 @@ from sweepherd.wandb import (
     sync,
     wandb_sync_argv,
 )
+from sweepherd.wandb._adopt import link_run_folder
 
 pytestmark = pytest.mark.wandb
 
@@ -575,6 +576,24 @@ def test_sync_uploads_each_ended_run_once_grouped_by_sweep(
     assert sync(store, settle_s=0, env=sync_env(tmp_path, fake_wandb_server.url)).synced == []
     assert len(fake_wandb_server.requests) == n_requests
     assert plan_sync(store, settle_s=0).items == []
+
+
+def test_a_log_linked_in_from_elsewhere_goes_up_under_the_runs_id(
+    store: SweepStore, template_run: Path, fake_wandb_server: Any, tmp_path: Path
+) -> None:
+    """A log the script wrote in a folder of its own and named after its own id
+    (``wandb.init(dir=..., id=...)``), linked into the run's folder by its agent: wandb sync
+    reads it through the link, and W&B gets it under the sweep's run id."""
+    rid = new_run(store, RunState.FINISHED)
+    elsewhere = tmp_path / "out" / "wandb" / "offline-run-20260101_000001-tmpl"
+    shutil.copytree(template_run, elsewhere)
+    os.utime(elsewhere / "run-tmpl.wandb", (time.time() - 60,) * 2)
+    assert link_run_folder(store.runs_dir / rid, rid, elsewhere) is not None
+    report = sync(store, settle_s=0, env=sync_env(tmp_path, fake_wandb_server.url))
+    assert (report.synced, report.failed) == ([rid], {})
+    assert {u["name"] for u in fake_wandb_server.upserts()} == {rid}
+    assert [r["loss"] for r in fake_wandb_server.history(rid)] == [1, 2, 3]
+    assert (elsewhere / "run-tmpl.wandb.synced").exists()  # wandb's own marker, through the link
 
 
 def test_refused_runs_are_reported_and_not_marked(

@@ -39,9 +39,11 @@ from sweepherd.agent._rundir import (
     default_metric_sources,
     keeps_checkpoint,
     last_line,
+    link_logs_written_elsewhere,
     record_attempt,
     wandb_logs,
     write_params,
+    wrote_wandb_log,
 )
 from sweepherd.agent._slots import Slot
 from sweepherd.agent._trial import StopCause, Trial, pidfd_for, spawn
@@ -51,6 +53,9 @@ from sweepherd.runs import MAX_TIMEOUTS, TIME_LIMIT_SIGNAL_ENV, Run, RunState
 from sweepherd.store import RunResult, SweepStore, write_atomic
 
 log = logging.getLogger("sweepherd.agent")
+
+#: Why a run's metric is missing when the run logged nothing at all.
+NOTHING_LOGGED = "no wandb log and no sweepherd.log values; WANDB_MODE=disabled writes none"
 
 #: Exit status of an agent that stopped because it was signalled (preemption, time limit,
 #: Ctrl-C) while the sweep still had work: "requeue me" (EX_TEMPFAIL).
@@ -292,6 +297,7 @@ class Agent:
             pidfd=pidfd_for(process.pid),
             logs_at_start=logs_at_start,
             spawned_at=spawned_at,
+            run_dir=run_dir,
         )
         self._trials[slot.index] = trial
         gpu = f" gpu {slot.cuda_visible_devices}" if slot.cuda_visible_devices else ""
@@ -357,7 +363,7 @@ class Agent:
         metric = trial.metrics.metric_value(metric_name) if metric_name else None
         summary = trial.metrics.plain_summary()
         cause = trial.stop_cause
-        run_dir = self.store.run_path(trial.run.id).resolve()  # as _start named it
+        run_dir = trial.run_dir
         # Which wandb logs this attempt wrote: a sync leaves out attempts after a run's result.
         record_attempt(trial, run_dir)
         if cause is StopCause.PREEMPT and self._sweep_cancelled():
@@ -386,6 +392,8 @@ class Agent:
             state, reason = RunState.FINISHED, None
             if metric_name and metric is None:
                 reason = f"metric {metric_name!r} was never logged"
+                if not trial.metrics.history and not wrote_wandb_log(trial):
+                    reason += f" ({NOTHING_LOGGED})"
         else:
             state, reason = RunState.FAILED, _describe_exit(code)
             tail = last_line(run_dir / "stderr.log")
@@ -474,6 +482,7 @@ class Agent:
 
     def _poll(self) -> None:
         """Periodic work: live metrics, and what other processes wrote to the journal."""
+        link_logs_written_elsewhere(list(self._trials.values()), time.monotonic())
         for trial in self._trials.values():
             if trial.metrics.update():
                 self._publish_live(trial)

@@ -1,15 +1,16 @@
 """What the agent reads and writes in a run's folder, apart from the trial itself.
 
-The parameter files the trial reads, the sources its metrics are read from, the record of the
-wandb logs an attempt wrote (so a sync can leave out the attempts after a run's result), the
-checkpoint folder that says whether a run resumes, and the last line of its stderr for a
-failure's reason.
+The parameter files the trial reads, the sources its metrics are read from, the wandb logs
+its script wrote elsewhere (linked in), the record of the wandb logs an attempt wrote (so a
+sync can leave out the attempts after a run's result), the checkpoint folder that says
+whether a run resumes, and the last line of its stderr for a failure's reason.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,55 @@ def wandb_logs(run_dir: Path, run_id: str) -> list[Path]:
     except ImportError:
         return []
     return find_run_logs(run_dir, run_id)
+
+
+#: How often a trial with no wandb log in its run folder is looked at for one written elsewhere:
+#: often while it is young (``wandb.init`` comes early), then less (each look reads ``/proc``).
+LOOK_EVERY_S = (1.0, 10.0)
+LOOK_OFTEN_FOR_S = 30.0
+
+
+def link_logs_written_elsewhere(trials: Sequence[Trial], now: float) -> None:
+    """Link into their run folders the wandb logs that ``trials``' scripts write elsewhere
+    (``wandb.init(dir=...)`` or ``id=...``; ``sweepherd.wandb.adopt_logs``), looking at each
+    trial that has no log of its attempt in its folder yet at most every few seconds (``now``:
+    monotonic). Never raises: it runs in the agent's loop, and without the link the run only
+    lacks its wandb metric, as before."""
+    due = []
+    for trial in trials:
+        if trial.wandb_log_seen or now < trial.next_log_look:
+            continue
+        young = now - trial.started_monotonic < LOOK_OFTEN_FOR_S
+        trial.next_log_look = now + LOOK_EVERY_S[0 if young else 1]
+        if wrote_wandb_log(trial):
+            trial.wandb_log_seen = True
+        else:
+            due.append(trial)
+    if not due:
+        return
+    try:
+        from sweepherd.wandb import adopt_logs, open_transaction_logs
+
+        open_logs = open_transaction_logs(t.pid for t in due)
+        for trial in due:
+            links = adopt_logs(trial.run_dir, trial.run.id, open_logs.get(trial.pid, []))
+            if links:
+                trial.wandb_log_seen = True
+                log.info(
+                    "run %s: its script writes its wandb log to %s (wandb.init(dir=...) or "
+                    "id=...); linked into its run folder",
+                    trial.run.id,
+                    ", ".join(str(p.resolve()) for p in links),
+                )
+    except Exception as exc:
+        log.warning("could not look for wandb logs written outside the run folders: %s", exc)
+
+
+def wrote_wandb_log(trial: Trial) -> bool:
+    """A wandb log of the trial's attempt is in its run folder (or was linked in)."""
+    return trial.wandb_log_seen or any(
+        p not in trial.logs_at_start for p in wandb_logs(trial.run_dir, trial.run.id)
+    )
 
 
 def record_attempt(trial: Trial, run_dir: Path) -> None:

@@ -59,6 +59,11 @@ class Trial:
     #: The wandb transaction logs the run had before this attempt started (earlier attempts').
     logs_at_start: frozenset[Path] = frozenset()
     spawned_at: float = 0.0  # unix time the process was started
+    run_dir: Path = Path()  # the run's folder, as the trial was given it
+    #: A wandb log of this attempt is in the run's folder (or linked in): no more looking for
+    #: one written elsewhere; and the monotonic time of the next look (``_rundir.py``).
+    wandb_log_seen: bool = False
+    next_log_look: float = 0.0
 
     @property
     def pid(self) -> int:

@@ -80,5 +80,6 @@ def trial_options(func: F) -> F:
         type=click.Choice(["offline", "online", "disabled"]),
         default="offline",
         show_default=True,
-        help="WANDB_MODE for the trials.",
+        help="WANDB_MODE for the trials (disabled: wandb writes no log, so the metric, "
+        "hyperband and bayes see only what the script reports with sweepherd.log).",
     )(func)

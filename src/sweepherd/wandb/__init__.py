@@ -6,6 +6,9 @@
   ``run-<id>.wandb`` transaction log incrementally while the run writes it;
 - :class:`MetricTracker`: a run's history and summary folded from those events;
   :func:`transaction_log_source`: the same as a metric source for the agent;
+- :func:`open_transaction_logs`, :func:`adopt_logs`: a log the script wrote elsewhere
+  (``wandb.init(dir=...)`` or ``id=...``), found open in its process and linked into the run's
+  folder;
 - :func:`plan_sync`, :func:`sync`: upload ended runs with ``wandb sync``, once each;
 - ``--backend wandb``, W&B's own controller: :func:`create_backend_sweep` (``wandb.sweep``, the
   one call that needs the W&B server), :class:`LocalWandbAgents` (``wandb agent`` per GPU slot
@@ -15,6 +18,7 @@ The ``wandb`` package is optional: it is imported only when a transaction log is
 its absence raises :class:`~sweepherd.errors.WandbError` with an install hint.
 """
 
+from sweepherd.wandb._adopt import adopt_logs, open_transaction_logs
 from sweepherd.wandb._attempts import (
     attempt_records,
     logs_started_here,
@@ -101,6 +105,7 @@ __all__ = [
     "TransactionLogSource",
     "WandbSubmission",
     "WandbSweep",
+    "adopt_logs",
     "attempt_records",
     "create_backend_sweep",
     "create_wandb_sweep",
@@ -112,6 +117,7 @@ __all__ = [
     "is_finite_number",
     "is_wandb_backend",
     "logs_started_here",
+    "open_transaction_logs",
     "param_file_text",
     "plan_runs",
     "plan_sync",

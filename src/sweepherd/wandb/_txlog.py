@@ -43,7 +43,8 @@ _MAGIC = b":W&B"
 _MAGIC_NUMBER = 0xBEE1
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 _TYPE_CRC = {t: zlib.crc32(bytes([t])) for t in (_FULL, _FIRST, _MIDDLE, _LAST)}
-_RUN_DIR = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-(.+)$")
+#: The folder wandb gives a run's logs: ``[offline-]run-<stamp>-<id>`` (groups: stamp, id).
+RUN_FOLDER = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-(.+)$")
 
 INSTALL_HINT = install_extra_hint("wandb") + " (in the agents' environment)."
 
@@ -343,7 +344,9 @@ def find_run_logs(wandb_dir: str | Path, run_id: str) -> list[Path]:
     resumed under the same id has its own folder; an attempt that starts in the same second as
     an earlier one gets ``-1``, ``-2``, ... after the id (as wandb 0.28 and later name them, so
     two attempts never share a folder). The result is in start order: by the folder's
-    timestamp, then that number, then the file's modification time.
+    timestamp, then that number, then the file's modification time. A folder linked in by the
+    agent (a log the script wrote elsewhere, see ``_adopt.py``) counts as one of the run's, its
+    one log whatever id it was named after.
     """
     root = Path(wandb_dir)
     name = f"run-{run_id}.wandb"
@@ -354,14 +357,16 @@ def find_run_logs(wandb_dir: str | Path, run_id: str) -> list[Path]:
         except OSError:  # not there (yet)
             continue
         for folder in folders:
-            match = _RUN_DIR.match(folder.name)
-            if match is None or folder.is_symlink():
+            match = RUN_FOLDER.match(folder.name)
+            if match is None:
                 continue
-            index = _attempt_index(match.group(2), run_id)
+            index = attempt_index(match.group(2), run_id)
             if index is None:
                 continue
             # Also rules out another run whose id is this one's plus "-<n>": its file differs.
             path = folder / name
+            if folder.is_symlink():  # a log the script wrote elsewhere, linked in (_adopt.py)
+                path = _only_log(folder) or path
             try:
                 mtime = path.stat().st_mtime
             except OSError:
@@ -370,7 +375,16 @@ def find_run_logs(wandb_dir: str | Path, run_id: str) -> list[Path]:
     return [p for *_, p in sorted(found)]
 
 
-def _attempt_index(tail: str, run_id: str) -> int | None:
+def _only_log(folder: Path) -> Path | None:
+    """The one transaction log in ``folder``, if it holds exactly one."""
+    try:
+        logs = [p for p in folder.iterdir() if p.name.startswith("run-") and p.suffix == ".wandb"]
+    except OSError:
+        return None
+    return logs[0] if len(logs) == 1 else None
+
+
+def attempt_index(tail: str, run_id: str) -> int | None:
     """0 for a folder name ending ``-<run_id>``, n for ``-<run_id>-<n>``; None for neither."""
     if tail == run_id:
         return 0

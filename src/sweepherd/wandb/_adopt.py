@@ -1,0 +1,157 @@
+"""A run's wandb log that its script wrote somewhere else, found and linked into its folder.
+
+Every trial gets ``WANDB_DIR=<run folder>`` and ``WANDB_RUN_ID=<run id>``, and sweepherd reads
+the run's transaction log back from ``<run folder>/wandb/offline-run-*-<run id>/``. A script
+that passes ``dir=`` to ``wandb.init`` (an output or scratch folder: common) writes it under
+that folder instead, and one that passes ``id=`` names it after its own id (``wandb agent``
+ignores ``id=`` in a sweep; sweepherd cannot, as it sets no W&B sweep id). Either way the
+metric would not be read back, and ``sweepherd sync`` would not find the run.
+
+While such a trial runs, wandb's ``wandb-core`` process, a child of the script, holds the log
+open. The agent looks there (Linux's ``/proc``, :func:`open_transaction_logs`) while a trial
+has no log where one is looked for, and links the log's folder into the run's folder under the
+name sweepherd looks for (:func:`adopt_logs`): the live metric, the attempt records and
+``sync`` then find it as they find any other. ``sync`` sends it under the sweep's run id, as
+W&B's own sweeps would. A log on a disk the syncing machine does not see (a compute node's
+``/tmp``) stays out of reach of ``sync`` there; its metric is still read on the node.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from sweepherd.wandb._txlog import RUN_FOLDER, attempt_index
+
+_PROC = Path("/proc")
+
+
+def adopt_logs(run_dir: Path, run_id: str, logs: Iterable[Path]) -> list[Path]:
+    """Link into ``run_dir/wandb/`` the folders of those of ``logs`` (transaction logs a trial
+    of ``run_id`` holds open, :func:`open_transaction_logs`) that are not already where
+    sweepherd looks for that run's logs; returns the links made."""
+    made = []
+    for log in logs:
+        link = link_run_folder(run_dir, run_id, log.parent)
+        if link is not None:
+            made.append(link)
+    return made
+
+
+def open_transaction_logs(pids: Iterable[int]) -> dict[int, list[Path]]:
+    """For each of ``pids``, the wandb transaction logs (``<run folder>/run-<id>.wandb``) that
+    it or any process below it holds open, each once; one reading of ``/proc`` for all. Empty
+    lists on systems without ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for child, parent in _parents():
+        children.setdefault(parent, []).append(child)
+    found: dict[int, list[Path]] = {}
+    for pid in pids:
+        logs: dict[Path, None] = {}
+        for proc in (pid, *_below(pid, children)):
+            for target in _open_files(proc):
+                path = Path(target)
+                if _is_transaction_log(path):
+                    logs.setdefault(path, None)
+        found[pid] = list(logs)
+    return found
+
+
+def _below(pid: int, children: dict[int, list[int]]) -> list[int]:
+    """Every process below ``pid`` (children, their children...) in a child map."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in out:
+                out.append(child)
+                todo.append(child)
+    return out
+
+
+def link_run_folder(run_dir: Path, run_id: str, folder: Path) -> Path | None:
+    """Link ``folder`` (a wandb run folder) into ``run_dir/wandb/`` as a folder of ``run_id``,
+    unless it is one there already or is linked already; the link made, or None."""
+    match = RUN_FOLDER.match(folder.name)
+    if match is None:
+        return None
+    base = run_dir / "wandb"
+    tail = match.group(2)
+    if folder.parent == base and attempt_index(tail, run_id) is not None:
+        return None  # where sweepherd looks anyway
+    target = folder.resolve()
+    try:
+        existing = list(base.iterdir())
+    except FileNotFoundError:
+        existing = []
+    if any(_links_as_own(p, run_id) and p.resolve() == target for p in existing):
+        return None
+    names = {p.name for p in existing}
+    stem = f"{folder.name.removesuffix(tail)}{run_id}"
+    name = next(n for n in _candidates(stem) if n not in names)
+    base.mkdir(parents=True, exist_ok=True)
+    link = base / name
+    inside = target.is_relative_to(base.resolve())
+    link.symlink_to(os.path.relpath(target, base.resolve()) if inside else target)
+    return link
+
+
+def _links_as_own(path: Path, run_id: str) -> bool:
+    """``path`` is a link named as a folder of ``run_id`` (not wandb's own ``latest-run``)."""
+    match = RUN_FOLDER.match(path.name)
+    return (
+        match is not None and attempt_index(match.group(2), run_id) is not None
+    ) and path.is_symlink()
+
+
+def _candidates(stem: str) -> Iterable[str]:
+    """``stem``, then ``stem-1``, ``stem-2``...: wandb's own names for same-second attempts."""
+    yield stem
+    n = 1
+    while True:
+        yield f"{stem}-{n}"
+        n += 1
+
+
+def _is_transaction_log(path: Path) -> bool:
+    return (
+        path.name.startswith("run-")
+        and path.suffix == ".wandb"
+        and RUN_FOLDER.match(path.parent.name) is not None
+    )
+
+
+def _parents() -> Iterable[tuple[int, int]]:
+    """``(pid, parent pid)`` of every process ``/proc`` shows."""
+    try:
+        entries = list(_PROC.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 1:
+            yield int(entry.name), int(fields[1])
+
+
+def _open_files(pid: int) -> list[str]:
+    """What the file descriptors of ``pid`` point to (none if it is gone or not ours)."""
+    fd_dir = _PROC / str(pid) / "fd"
+    try:
+        fds = list(fd_dir.iterdir())
+    except OSError:
+        return []
+    targets = []
+    for fd in fds:
+        try:
+            targets.append(str(fd.readlink()))
+        except OSError:
+            continue
+    return targets
