@@ -29,7 +29,9 @@ class ExitStatus(IntEnum):
 class SweepherdError(Exception):
     """Root of every error sweepherd raises on purpose.
 
-    ``hint`` is an optional sentence telling the user what to do; it is appended to the message.
+    ``hint`` is an optional sentence telling the user what to do; it is appended to the message
+    (after a semicolon where the message does not end a sentence, so the two do not run
+    together).
     """
 
     exit_status: ExitStatus = ExitStatus.ERROR
@@ -37,7 +39,17 @@ class SweepherdError(Exception):
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
         self.hint = hint
-        super().__init__(f"{message} {hint}" if hint else message)
+        super().__init__(_with_hint(message, hint))
+
+
+def _with_hint(message: str, hint: str | None) -> str:
+    if not hint:
+        return message
+    return (
+        f"{message} {hint}"
+        if message.rstrip().endswith((".", "!", "?", ":"))
+        else (f"{message}; {hint}")
+    )
 
 
 class ConfigError(SweepherdError):
