@@ -57,6 +57,17 @@ def test_export_format_from_the_file_suffix(
     assert frame["state"].tolist() == ["finished"] * 3
 
 
+def test_a_suffix_that_names_no_format_is_refused_not_guessed(
+    sweep: Sweep, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "runs.tsv"  # CSV written here would break a reader expecting tabs
+    assert _cli(sweep, "export", "-o", str(path)) == ExitStatus.USAGE
+    assert "cannot tell the format from 'runs.tsv'" in capsys.readouterr().err
+    assert not path.exists()
+    assert _cli(sweep, "export", "-o", str(path), "--format", "csv") == ExitStatus.OK
+    assert path.read_text().startswith("run_id,")
+
+
 def test_parquet_defaults_to_a_file_named_after_the_sweep(
     sweep: Sweep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -32,9 +32,15 @@ def test_stdout_and_stderr_by_number(
     sweep: Sweep, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
     assert _logs(sweep, "0") == ExitStatus.OK
-    assert capsysbinary.readouterr().out == b"hello from sw1-0000\n"
+    captured = capsysbinary.readouterr()
+    assert captured.out == b"hello from sw1-0000\n"
+    # A failed run's traceback is in stderr.log: the way there is said, beside the output.
+    assert captured.err == (
+        b"[run sw1-0000 failed (exited with status 1); its errors: sweepherd logs sw1 0 --stderr]\n"
+    )
     assert _logs(sweep, "sw1-0000", "--stderr") == ExitStatus.OK
-    assert capsysbinary.readouterr().out.endswith(b"ValueError: boom\n")
+    captured = capsysbinary.readouterr()
+    assert captured.out.endswith(b"ValueError: boom\n") and captured.err == b""
 
 
 def test_unknown_run_is_a_one_line_error(sweep: Sweep, capsys: pytest.CaptureFixture[str]) -> None:

@@ -73,6 +73,11 @@ def test_a_sweep_runs_here_and_reports_the_best(project: Path) -> None:
     (store,) = list_sweeps(project / "sweeps")
     runs = list(store.snapshot().runs.values())
     assert sorted(r.metric for r in runs) == [1.0, 4.0, 9.0]
+    # An agent started on the sweep now says why it stops at once.
+    late = sweepherd("agent", str(store.path), cwd=project)
+    assert late.returncode == 0, late.stderr
+    assert "nothing left to run (every point of the grid has been run" in late.stderr
+    assert "stopping after 0 run(s) here" in late.stderr
     assert "best" in result.stdout and f"{store.sweep_id}-" in result.stdout
 
 

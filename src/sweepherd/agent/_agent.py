@@ -203,6 +203,11 @@ class Agent:
                     return
                 if self._no_more:
                     if self._may_exit():
+                        log.info(
+                            "nothing left to run (%s): stopping after %d run(s) here",
+                            self._result.reason or "the sweep is done",
+                            self._result.n_started,
+                        )
                         return
                     self._no_more = False  # something may come back: try claiming again later
                     self._wait(self.opts.poll_s)

@@ -18,7 +18,7 @@ _SUFFIXES = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parq
     "fmt",
     type=click.Choice(["csv", "json", "parquet"]),
     default=None,
-    help="Output format (default: from -o's suffix, else csv).",
+    help="Output format (default: from -o's suffix; csv to stdout).",
 )
 @click.option(
     "-o",
@@ -43,8 +43,16 @@ def export(sweep: str, root: Path, fmt: str | None, output: Path | None) -> None
     from sweepherd.monitor import export_table, write_csv, write_json, write_parquet
     from sweepherd.store import open_sweep
 
-    if fmt is None:
-        fmt = _SUFFIXES.get(output.suffix.lower(), "csv") if output is not None else "csv"
+    if fmt is None and output is None:
+        fmt = "csv"
+    elif fmt is None and output is not None:
+        fmt = _SUFFIXES.get(output.suffix.lower())
+        if fmt is None:
+            raise click.BadParameter(
+                f"cannot tell the format from {output.name!r}: name it .csv, .json or "
+                ".parquet, or pass --format",
+                param_hint="-o/--output",
+            )
     store = open_sweep(sweep, root)
     table = export_table(store.config, store.snapshot().runs.values(), store.sweep_id)
     if fmt == "parquet":

@@ -46,4 +46,10 @@ def logs(
         return 0
     if follow and last.state.value != "running":
         print(f"[run {last.id} is {last.state.value}]", file=sys.stderr)
+    if not stderr and last.state.value == "failed":  # its traceback is in the other file
+        print(
+            f"[run {last.id} failed ({last.reason or 'no reason recorded'}); its errors: "
+            f"sweepherd logs {sweep} {run_ref} --stderr]",
+            file=sys.stderr,
+        )
     return 0

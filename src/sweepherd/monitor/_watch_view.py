@@ -60,7 +60,8 @@ def rate_text(model: WatchModel) -> str:
     if model.eta_s is not None and model.state == "running":
         parts.append(f"ETA {fmt_duration(model.eta_s)}")
     if model.n_agents_alive is not None:
-        parts.append(f"{model.n_agents_alive} agents alive")
+        n = model.n_agents_alive
+        parts.append(f"{n} agent{'' if n == 1 else 's'} alive")
     return " · ".join(parts)
 
 
