@@ -15,7 +15,7 @@ import pytest
 
 from support.agents import SweepFactory, marks, proc_state, wait_for
 from sweepherd.agent._agent import NOTHING_LOGGED
-from sweepherd.runs import MAX_LOSSES, TIME_LIMIT_SIGNAL_ENV, RunState
+from sweepherd.runs import MAX_LOSSES, MAX_TIMEOUTS, TIME_LIMIT_SIGNAL_ENV, RunState
 from sweepherd.store import SweepStore, open_sweep
 
 FAST = ("--heartbeat", "0.3", "--lost-after", "2", "--stop-grace", "5")
@@ -188,6 +188,28 @@ def test_a_time_limit_stop_counts_for_runs_that_keep_no_checkpoint(
     assert all(r.will_run_again for r in by_x.values())  # once is far from the cap
     reason = by_x[1].reason or ""
     assert ("time limit (1 of 3" in reason) is time_limit
+
+
+def test_no_requeue_is_asked_for_when_the_last_time_limit_strike_leaves_nothing_to_run(
+    make_sweep: SweepFactory, start_agent, tmp_path: Path
+) -> None:
+    """The run's third time limit without a checkpoint gives it up, and the grid has nothing
+    else: exit 0, or Slurm would requeue a whole allocation that finds nothing to do."""
+    store = make_sweep({"x": {"values": [1]}, "sleep_s": {"value": 60}})
+    with store.transaction(agent="earlier") as txn:  # two time limits already
+        run = txn.claim_new({"x": 1, "sleep_s": 60}, agent="earlier")
+    for attempt in range(1, MAX_TIMEOUTS):
+        with store.transaction(agent="earlier") as txn:
+            txn.finish(run.id, attempt, RunState.PREEMPTED, timeout=True)
+            txn.claim_again(run.id, agent="earlier")
+    with store.transaction(agent="earlier") as txn:
+        txn.finish(run.id, MAX_TIMEOUTS, RunState.PREEMPTED, timeout=False)  # a preemption
+    agent = start_agent(store, "-q", *FAST)
+    wait_for(lambda: len(marks(tmp_path)) == 1, what="the trial started")
+    agent.send_signal(signal.SIGUSR1)  # Slurm's warning before the time limit
+    assert agent.wait(timeout=30) == 0
+    (gave_up,) = _runs(store)
+    assert gave_up.state is RunState.PREEMPTED and gave_up.gave_up
 
 
 def test_a_terminal_resize_does_not_stop_an_agent_it_was_not_named_to(

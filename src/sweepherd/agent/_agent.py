@@ -177,6 +177,11 @@ class Agent:
                     self._register("stop")
                 os.close(self._wake_r)
                 os.close(self._wake_w)
+        if self._result.preempted and self._sweep_over():
+            # The runs it stopped will not run again (a time limit's last strike) and nothing
+            # else is left: a requeued job would only start, find nothing and end.
+            log.info("stopped, but the sweep has nothing left to run: no requeue is asked for")
+            self._result.preempted = False
         return self._result
 
     # -- the loop -----------------------------------------------------------------------------
@@ -550,6 +555,17 @@ class Agent:
                 if beat is None or beat.state == "exited" or beat.age_s(now) > quiet_s:
                     return False
         return True
+
+    def _sweep_over(self) -> bool:
+        """True when the sweep has nothing left for any agent: done, or cancelled."""
+        try:
+            snap = self.store.snapshot()
+        except StoreError:
+            return False
+        from sweepherd.monitor import sweep_state  # only on the way out after a stop signal
+
+        runs = list(snap.runs.values())
+        return sweep_state(self.config, runs, snap.cancelled) in ("done", "cancelled")
 
     def _count_reached(self) -> bool:
         return self.opts.count is not None and self._result.n_started >= self.opts.count
