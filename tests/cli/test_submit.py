@@ -271,6 +271,36 @@ def test_two_nodes_run_every_grid_point_once_each_trial_on_its_own_gpu(
 
 
 @pytest.mark.slurm
+def test_an_output_pattern_in_a_folder_that_does_not_exist_yet_gets_its_folder(
+    slurm_cluster: object,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+) -> None:
+    """Slurm never creates an output folder: the job would end at once (JobLaunchFailure)
+    with nothing written anywhere. A relative pattern is kept as the submit directory saw it,
+    and the hint names the pattern, not sweepherd's default folder."""
+    monkeypatch.chdir(tmp_path)
+    config = write_sweep(tmp_path, {"x": {"values": [1]}})
+    root = tmp_path / "sweeps"
+    scancel_at_end(request, root)
+    argv = ["submit", str(config), "--dir", str(root), "--output", "logs/deep/%x-%j.out"]
+    not_quiet = FAST_AGENT.replace(" -q", "")  # the batch process's progress goes to the file
+    assert main([*argv, "--job-name", "outjob", "--agent-args", not_quiet]) == 0
+    out = capsys.readouterr().out
+    [job] = re.findall(r"^Submitted Slurm job (\d+)", out, re.M)
+    assert f"job output: {tmp_path / 'logs' / 'deep' / '%x-%j.out'}" in out
+    [state] = poll(
+        lambda: [s for s in squeue_jobs([job]) if s.is_terminal], 120, f"job {job} to end"
+    )
+    assert (state.state, state.exit_code) == ("COMPLETED", 0)
+    assert (
+        "started agents on 1 node" in (tmp_path / "logs" / "deep" / f"outjob-{job}.out").read_text()
+    )
+
+
+@pytest.mark.slurm
 def test_status_shows_a_pending_job_before_any_run_exists(
     slurm_cluster: object,
     config: Path,

@@ -78,6 +78,7 @@ def submit(
     summary = job_summary(done.n_nodes, done.options, array=False)
     click.echo(f"Submitted Slurm job {done.job_id} ({summary}); script: {done.script_path}")
     click.echo(f"  progress:   sweepherd status {path}")
-    click.echo(f"  job output: {path / 'slurm'}/")
+    output = done.options.output if done.options is not None else None
+    click.echo(f"  job output: {output or str(path / 'slurm') + '/'}")
     click.echo(f"  more nodes: sweepherd scale {path} --nodes N")
     click.echo(f"  stop:       sweepherd cancel {path}")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweepherd.errors import LaunchError, SlurmError, SlurmTimeoutError, StoreError
+from sweepherd.errors import ConfigError, LaunchError, SlurmError, SlurmTimeoutError, StoreError
 from sweepherd.launch import load_with_overrides, prepare_sweep, resolve_workdir
 from sweepherd.launch.slurm._commands import (
     DEFAULT_TIMEOUT_S,
@@ -101,7 +101,9 @@ class SlurmLauncher:
         """
         config = load_with_overrides(config_path, run_cap=run_cap, name=name)
         resolve_workdir(config, config_path)
-        options = SbatchOptions(sweep_dir=Path(root).resolve() / new_sweep_id(), **settings)
+        options = SbatchOptions(
+            sweep_dir=Path(root).resolve() / new_sweep_id(), **_absolute_output(settings)
+        )
         return Submission(render_submit(options), n_nodes=options.nodes, options=options)
 
     @classmethod
@@ -122,7 +124,9 @@ class SlurmLauncher:
         the job: the new sweep is removed again).
         """
         require_commands("sbatch")
+        settings = _absolute_output(settings)  # a later `scale` may run from anywhere
         SbatchOptions(sweep_dir=Path(root).resolve() / "_", **settings)  # check before creating
+        make_output_folder(settings.get("output"))
         store = prepare_sweep(config_path, root, run_cap=run_cap, name=name)
         options = SbatchOptions(sweep_dir=store.path.resolve(), **settings)
         script = render_submit(options)
@@ -218,6 +222,7 @@ class SlurmLauncher:
         script = render_scale(options, n_nodes)
         if dry_run:
             return Submission(script, self.store, n_nodes=n_nodes, options=options)
+        make_output_folder(options.output)
         path = _write_script(self.store, None, script)
         proc = _sbatch(path)
         if proc.returncode != 0:
@@ -321,6 +326,35 @@ def finished_reason(store: SweepStore, snapshot: Snapshot) -> str | None:
     if config.method == "grid" and not suggest(config, runs, 1):
         return f"is finished (all {len(runs)} grid points have run)"
     return None
+
+
+def _absolute_output(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` with a relative ``output`` pattern made absolute (sbatch would take it from
+    the directory it is run in, which a later ``scale`` need not share)."""
+    out = dict(settings)
+    output = out.get("output")
+    if isinstance(output, str) and output.strip() and not output.startswith(("/", "%")):
+        out["output"] = str(Path(output).absolute())
+    return out
+
+
+def make_output_folder(output: str | None) -> None:
+    """Create the folder of a ``--output`` pattern: Slurm never does, and a job whose output
+    file cannot be opened ends at once with nothing written anywhere (``JobLaunchFailure``).
+    A folder named by a pattern Slurm fills in per job (``%j``...) cannot be made ahead."""
+    if output is None:
+        return
+    folder = Path(output).parent
+    if "%" in str(folder):
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"--output: cannot create the folder {folder} for the job's output: "
+            f"{exc.strerror or exc}",
+            hint="choose a folder you can write to",
+        ) from None
 
 
 def _write_script(store: SweepStore, name: str | None, script: str) -> Path:
