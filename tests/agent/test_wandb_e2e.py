@@ -413,7 +413,8 @@ def test_an_attempt_stopped_because_an_earlier_one_finished_is_not_synced(
     """An agent cut off for a while (here: stopped) is declared lost and its run started again
     elsewhere; then its own attempt finishes after all. That result stands, the second agent
     stops its attempt, and marks its wandb files so `sweepherd sync` leaves them out: sent
-    after the first attempt's, their partial history and summary would become the W&B run's."""
+    after the first attempt's, their partial history and summary would become the W&B run's.
+    Nor does the first agent read the second attempt's log as its own."""
     store = agents.sweep({"mode": {"value": "wait"}})
     first = agents.start(store)
     _wait_live(store, len(LOSSES))
@@ -437,6 +438,8 @@ def test_an_attempt_stopped_because_an_earlier_one_finished_is_not_synced(
     (run,) = runs_of(store)
     assert (run.state, run.attempt, run.result_attempt) == (RunState.FINISHED, 2, 1)
     assert run.metric == pytest.approx(LOSSES[-1])
+    # The result is attempt 1's own, not read from attempt 2's log in the same folder.
+    assert run.summary["script_pid"] == first_pid
 
     logs = find_run_logs(store.run_dir(run.id), run.id)
     assert len(logs) == 2

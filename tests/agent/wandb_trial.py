@@ -7,9 +7,9 @@ Its ``mode`` parameter picks a behaviour for the agent tests:
 - ``crash``: logs one epoch, then raises;
 - ``silent``: logs only ``train_loss``, never the sweep's metric;
 - ``selfkill``: logs, waits for the log to be flushed, then kills itself with SIGKILL;
-- ``wait``: logs every epoch, then waits until the file ``release-<run id>`` (or, for this
-  attempt alone, ``release-<pid>``) appears in its working directory (so a test can look at
-  the run while it is still going);
+- ``wait``: logs every epoch, sets ``script_pid`` in the summary, then waits until the file
+  ``release-<run id>`` (or, for this attempt alone, ``release-<pid>``) appears in its working
+  directory (so a test can look at the run while it is still going);
 - ``nested``: logs ``{"val": {"loss": ...}}`` (wandb stores it as ``val/loss``);
 - ``overfit``: asks wandb to summarise ``val_loss`` by its minimum (``define_metric``) and logs
   losses that fall, then rise again;
@@ -79,6 +79,7 @@ elif mode == "bad":
 elif mode in ("dir", "id"):
     time.sleep(8)
 elif mode == "wait":
+    run.summary["script_pid"] = os.getpid()  # which attempt's summary a result holds
     releases = [Path(f"release-{run.id}"), Path(f"release-{os.getpid()}")]
     while not any(release.exists() for release in releases):
         time.sleep(0.1)

@@ -36,6 +36,7 @@ from sweepherd.agent._env import TrialContext, trial_environment
 from sweepherd.agent._metrics import MetricSource, RunMetrics
 from sweepherd.agent._rundir import (
     CHECKPOINT_DIR,
+    attempt_log_filter,
     default_metric_sources,
     keeps_checkpoint,
     last_line,
@@ -50,7 +51,7 @@ from sweepherd.agent._trial import StopCause, Trial, pidfd_for, spawn
 from sweepherd.errors import AgentError, StoreError, SweepherdError
 from sweepherd.live_metric import LIVE_FILE, live_document
 from sweepherd.runs import MAX_TIMEOUTS, TIME_LIMIT_SIGNAL_ENV, Run, RunState
-from sweepherd.store import RunResult, SweepStore, write_atomic
+from sweepherd.store import RunResult, Snapshot, SweepStore, write_atomic
 
 log = logging.getLogger("sweepherd.agent")
 
@@ -131,7 +132,7 @@ class Agent:
         self.id = self.opts.agent_id or f"{self.node}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         self.config = store.config
         self.workdir = self.opts.workdir or _recorded_workdir(store) or Path.cwd()
-        self._metric_sources = metric_sources or default_metric_sources
+        self._metric_sources = metric_sources  # None: the run's metrics.jsonl and wandb logs
         self._trials: dict[int, Trial] = {}  # slot index -> trial
         self._pending: list[RunResult] = []
         self._result = AgentResult(self.id)
@@ -297,17 +298,22 @@ class Agent:
             self._fatal = exc if isinstance(exc, SweepherdError) else AgentError(f"{exc}")
             return
         self._result.n_started += 1
-        metrics = RunMetrics(self._metric_sources(run, run_dir))
+        attempt_logs = attempt_log_filter(process.pid, logs_at_start)
+        if self._metric_sources is not None:
+            sources = self._metric_sources(run, run_dir)
+        else:
+            sources = default_metric_sources(run, run_dir, attempt_logs)
         trial = Trial(
             run,
             slot,
             process,
-            metrics,
+            RunMetrics(sources),
             time.monotonic(),
             pidfd=pidfd_for(process.pid),
             logs_at_start=logs_at_start,
             spawned_at=spawned_at,
             run_dir=run_dir,
+            attempt_logs=attempt_logs,
         )
         self._trials[slot.index] = trial
         gpu = f" gpu {slot.cuda_visible_devices}" if slot.cuda_visible_devices else ""
@@ -340,6 +346,7 @@ class Agent:
                 continue
             del self._trials[index]
             trial.close()
+            self._look_for_later_attempts([trial])  # it may have been cut off meanwhile
             if trial.metrics.update():  # what was written up to the end
                 self._publish_live(trial)
             result = self._judge(trial, code)
@@ -492,16 +499,13 @@ class Agent:
 
     def _poll(self) -> None:
         """Periodic work: live metrics, and what other processes wrote to the journal."""
-        link_logs_written_elsewhere(list(self._trials.values()), time.monotonic())
-        for trial in self._trials.values():
+        trials = list(self._trials.values())
+        link_logs_written_elsewhere(trials, time.monotonic())
+        snap = self._look_for_later_attempts(trials)  # before reading logs another could write
+        for trial in trials:
             if trial.metrics.update():
                 self._publish_live(trial)
-        if not self._trials:
-            return
-        try:
-            snap = self.store.snapshot()
-        except StoreError as exc:
-            log.warning("could not read the journal: %s", exc)
+        if snap is None:
             return
         for trial in self._trials.values():
             current = snap.runs.get(trial.run.id)
@@ -515,6 +519,23 @@ class Agent:
         if self._early is not None and not snap.cancelled:
             for trial in self._early.to_stop(self._trials.values(), snap):
                 trial.request_stop(StopCause.EARLY, self.opts.stop_grace_s)
+
+    def _look_for_later_attempts(self, trials: Sequence[Trial]) -> Snapshot | None:
+        """The journal as it is now, each of ``trials`` whose run a later attempt has taken
+        over marked so (that attempt's wandb log, in the same run folder, is not this one's);
+        None when there are no trials or the journal cannot be read."""
+        if not trials:
+            return None
+        try:
+            snap = self.store.snapshot()
+        except StoreError as exc:
+            log.warning("could not read the journal: %s", exc)
+            return None
+        for trial in trials:
+            current = snap.runs.get(trial.run.id)
+            if current is not None and current.attempt != trial.run.attempt:
+                trial.note_later_attempt()
+        return snap
 
     def _publish_live(self, trial: Trial) -> None:
         """Write ``runs/<id>/live.json``: the metric as this agent sees it while the run goes.

@@ -12,11 +12,14 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweepherd.agent._metrics import JsonlSource, MetricSource
 from sweepherd.agent._trial import Trial
 from sweepherd.runs import Run
+
+if TYPE_CHECKING:
+    from sweepherd.wandb import AttemptLogs
 
 #: The folder of a run's folder that stays the same across attempts ($SWEEPHERD_CHECKPOINT_DIR).
 CHECKPOINT_DIR = "checkpoints"
@@ -24,17 +27,30 @@ CHECKPOINT_DIR = "checkpoints"
 log = logging.getLogger("sweepherd.agent")
 
 
-def default_metric_sources(run: Run, run_dir: Path) -> list[MetricSource]:
-    """``metrics.jsonl`` always; the wandb transaction log when the wandb package is present."""
+def default_metric_sources(
+    run: Run, run_dir: Path, attempt_logs: AttemptLogs | None = None
+) -> list[MetricSource]:
+    """``metrics.jsonl`` always; the wandb transaction logs when the wandb package is present
+    (those ``attempt_logs`` accepts, when given)."""
     sources: list[MetricSource] = [JsonlSource(run_dir / "metrics.jsonl")]
     try:
         from sweepherd.wandb import transaction_log_source
     except ImportError:
         return sources
-    source = transaction_log_source(run_dir, run.id)
+    source = transaction_log_source(run_dir, run.id, attempt_logs)
     if source is not None:
         sources.append(source)
     return sources
+
+
+def attempt_log_filter(pid: int, logs_at_start: frozenset[Path]) -> AttemptLogs | None:
+    """Which wandb logs are the attempt of trial process ``pid`` (``sweepherd.wandb.AttemptLogs``),
+    or None when sweepherd.wandb cannot load."""
+    try:
+        from sweepherd.wandb import AttemptLogs
+    except ImportError:
+        return None
+    return AttemptLogs(pid, logs_at_start)
 
 
 def wandb_logs(run_dir: Path, run_id: str) -> list[Path]:

@@ -19,12 +19,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from sweepherd.agent._metrics import RunMetrics
 from sweepherd.agent._slots import Slot
 from sweepherd.errors import AgentError
 from sweepherd.runs import Run
+
+if TYPE_CHECKING:
+    from sweepherd.wandb import AttemptLogs
 
 #: :meth:`Trial._peek` of a process reaped meanwhile (no ``si_code`` is negative).
 _REAPED = -1
@@ -64,6 +67,14 @@ class Trial:
     #: one written elsewhere; and the monotonic time of the next look (``_rundir.py``).
     wandb_log_seen: bool = False
     next_log_look: float = 0.0
+    #: Which wandb logs are this attempt's (None without the wandb support); the agent marks it
+    #: superseded when it learns that a later attempt of the run exists.
+    attempt_logs: AttemptLogs | None = None
+
+    def note_later_attempt(self) -> None:
+        """Another agent runs this run again: its logs must not count as this attempt's."""
+        if self.attempt_logs is not None:
+            self.attempt_logs.superseded = True
 
     @property
     def pid(self) -> int:

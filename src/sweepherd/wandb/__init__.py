@@ -20,6 +20,7 @@ its absence raises :class:`~sweepherd.errors.WandbError` with an install hint.
 
 from sweepherd.wandb._adopt import adopt_logs, open_transaction_logs
 from sweepherd.wandb._attempts import (
+    AttemptLogs,
     attempt_records,
     logs_started_here,
     record_attempt_logs,
@@ -87,6 +88,7 @@ __all__ = [
     "MARKER_NAME",
     "SYNC_STATES",
     "AgentsOutcome",
+    "AttemptLogs",
     "ConfigUpdate",
     "Event",
     "HistoryRow",

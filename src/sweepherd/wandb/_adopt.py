@@ -22,9 +22,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from sweepherd.wandb._proctree import below, child_map, open_files
 from sweepherd.wandb._txlog import RUN_FOLDER, attempt_index
-
-_PROC = Path("/proc")
 
 
 def adopt_logs(run_dir: Path, run_id: str, logs: Iterable[Path]) -> list[Path]:
@@ -43,31 +42,17 @@ def open_transaction_logs(pids: Iterable[int]) -> dict[int, list[Path]]:
     """For each of ``pids``, the wandb transaction logs (``<run folder>/run-<id>.wandb``) that
     it or any process below it holds open, each once; one reading of ``/proc`` for all. Empty
     lists on systems without ``/proc``."""
-    children: dict[int, list[int]] = {}
-    for child, parent in _parents():
-        children.setdefault(parent, []).append(child)
+    children = child_map()
     found: dict[int, list[Path]] = {}
     for pid in pids:
         logs: dict[Path, None] = {}
-        for proc in (pid, *_below(pid, children)):
-            for target in _open_files(proc):
+        for proc in (pid, *below(pid, children)):
+            for target in open_files(proc):
                 path = Path(target)
                 if _is_transaction_log(path):
                     logs.setdefault(path, None)
         found[pid] = list(logs)
     return found
-
-
-def _below(pid: int, children: dict[int, list[int]]) -> list[int]:
-    """Every process below ``pid`` (children, their children...) in a child map."""
-    out: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in out:
-                out.append(child)
-                todo.append(child)
-    return out
 
 
 def link_run_folder(run_dir: Path, run_id: str, folder: Path) -> Path | None:
@@ -120,38 +105,3 @@ def _is_transaction_log(path: Path) -> bool:
         and path.suffix == ".wandb"
         and RUN_FOLDER.match(path.parent.name) is not None
     )
-
-
-def _parents() -> Iterable[tuple[int, int]]:
-    """``(pid, parent pid)`` of every process ``/proc`` shows."""
-    try:
-        entries = list(_PROC.iterdir())
-    except OSError:
-        return
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_bytes()
-        except OSError:  # gone meanwhile
-            continue
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 1:
-            yield int(entry.name), int(fields[1])
-
-
-def _open_files(pid: int) -> list[str]:
-    """What the file descriptors of ``pid`` point to (none if it is gone or not ours)."""
-    fd_dir = _PROC / str(pid) / "fd"
-    try:
-        fds = list(fd_dir.iterdir())
-    except OSError:
-        return []
-    targets = []
-    for fd in fds:
-        try:
-            targets.append(str(fd.readlink()))
-        except OSError:
-            continue
-    return targets

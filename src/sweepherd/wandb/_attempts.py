@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from sweepherd.errors import SweepherdError
 from sweepherd.runs import Run
+from sweepherd.wandb._proctree import descendants
 from sweepherd.wandb._txlog import run_record
 
 if TYPE_CHECKING:
@@ -68,6 +69,35 @@ def logs_started_here(
             continue  # another process (or one wandb's log does not name): not surely ours
         found.append(path)
     return found
+
+
+class AttemptLogs:
+    """Which of a run's wandb logs an agent reads as its trial's (``RunLogReader``'s accept).
+
+    The logs of earlier attempts, there when the trial started, are read: a resumed run's
+    history goes on from them, as on W&B. A log that appears later is the trial's when wandb's
+    debug log beside it names the trial's process or one below it (a script started by a
+    shell). Otherwise it is read only while no later attempt of the run exists
+    (:attr:`superseded`, which the agent sets as it learns of one): an agent declared lost that
+    was only cut off may finish its attempt while another agent runs the run again in the same
+    folder, and its result must not take that attempt's metric and summary.
+    """
+
+    def __init__(self, pid: int, earlier: Iterable[Path]) -> None:
+        self.pid = pid
+        self.earlier = frozenset(earlier)
+        self.superseded = False
+
+    def __call__(self, path: Path) -> bool | None:
+        """True to read ``path``, False to leave it out; None: not known yet, ask again."""
+        if path in self.earlier:
+            return True
+        pid = _wandb_pid(path)
+        if pid is not None and (pid == self.pid or pid in descendants(self.pid)):
+            return True
+        if not self.superseded:
+            return True  # no other attempt could have written it
+        return None if pid is None else False  # wandb may not have named its process yet
 
 
 def record_attempt_logs(run_dir: Path, attempt: int, logs: Iterable[Path]) -> bool:

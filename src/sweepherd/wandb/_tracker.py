@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -182,8 +182,13 @@ class TransactionLogSource:
     History rows come out as ``kind="history"``, summary updates as ``kind="summary"``.
     """
 
-    def __init__(self, wandb_dir: str | Path, run_id: str) -> None:
-        self.reader = RunLogReader(wandb_dir, run_id)
+    def __init__(
+        self,
+        wandb_dir: str | Path,
+        run_id: str,
+        accept: Callable[[Path], bool | None] | None = None,
+    ) -> None:
+        self.reader = RunLogReader(wandb_dir, run_id, accept)
 
     def read_new(self) -> list[MetricRow]:
         """The rows completed since the last call."""
@@ -196,10 +201,13 @@ class TransactionLogSource:
         return rows
 
 
-def transaction_log_source(wandb_dir: str | Path, run_id: str) -> TransactionLogSource | None:
-    """A metric source over the run's transaction logs under ``wandb_dir`` (its ``WANDB_DIR``),
-    or ``None`` when the wandb package is not installed here (then no script here can use it).
+def transaction_log_source(
+    wandb_dir: str | Path, run_id: str, accept: Callable[[Path], bool | None] | None = None
+) -> TransactionLogSource | None:
+    """A metric source over the run's transaction logs under ``wandb_dir`` (its ``WANDB_DIR``;
+    ``accept``: which files to read, see :class:`RunLogReader`), or ``None`` when the wandb
+    package is not installed here (then no script here can use it).
     """
     if importlib.util.find_spec("wandb") is None:
         return None
-    return TransactionLogSource(wandb_dir, run_id)
+    return TransactionLogSource(wandb_dir, run_id, accept)

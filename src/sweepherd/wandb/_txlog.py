@@ -27,7 +27,7 @@ import json
 import re
 import struct
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -396,14 +396,23 @@ class RunLogReader:
     """Incremental reader of all of a run's transaction logs (one per attempt), in start order.
 
     New attempts' files are picked up as they appear. Events of an older attempt come before
-    those of a newer one; each attempt starts with its :class:`RunStarted` event.
+    those of a newer one; each attempt starts with its :class:`RunStarted` event. ``accept``,
+    given, decides for each file as it appears whether it is read at all: True, False, or None
+    to ask again on the next call (an agent leaves out another attempt's file, see
+    ``_attempts.AttemptLogs``).
     """
 
-    def __init__(self, wandb_dir: str | Path, run_id: str) -> None:
+    def __init__(
+        self,
+        wandb_dir: str | Path,
+        run_id: str,
+        accept: Callable[[Path], bool | None] | None = None,
+    ) -> None:
         self.wandb_dir = Path(wandb_dir)
         self.run_id = run_id
+        self._accept = accept
         self._readers: dict[Path, TransactionLogReader] = {}
-
+        self._refused: set[Path] = set()
         self._order: list[Path] = []
 
     @property
@@ -415,9 +424,15 @@ class RunLogReader:
         """Events completed since the last call, across every attempt's file."""
         found = find_run_logs(self.wandb_dir, self.run_id)
         for path in found:
-            if path not in self._readers:
+            if path in self._readers or path in self._refused:
+                continue
+            verdict = True if self._accept is None else self._accept(path)
+            if verdict:
                 self._readers[path] = TransactionLogReader(path)
-        self._order = [*found, *(p for p in self._readers if p not in found)]
+            elif verdict is not None:
+                self._refused.add(path)
+        known = [p for p in found if p in self._readers]
+        self._order = [*known, *(p for p in self._readers if p not in found)]
         events: list[Event] = []
         for path in self._order:
             events.extend(self._readers[path].read_new())
