@@ -34,6 +34,7 @@ def sweep(tmp_path: Path) -> Sweep:
 def test_once_prints_plain_lines_when_stdout_is_not_a_terminal(
     sweep: Sweep, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    sweep.store.heartbeat("agent-1")  # the running run's agent is alive
     code = main(["watch", sweep.id, "--dir", str(sweep.path.parent), "--once"])
     out = capsys.readouterr().out.splitlines()
     assert code == ExitStatus.OK

@@ -164,6 +164,7 @@ def test_many_runs_in_flight_are_bounded(root: Path) -> None:
 def test_plain_lines(sweep: Sweep) -> None:
     ok = sweep.claim(_params(0), node="node1", gpus="1")
     sweep.log(ok, 0, loss=0.5)
+    sweep.store.heartbeat("agent-1")  # its agent is alive
     collector = WatchCollector(sweep.store)
     model = collector.collect(now=sweep.run(ok.id).started_at + 5)
     report = plain_report(model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,11 +29,14 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
 
     from sweepherd.monitor import (
         failures_text,
+        n_alive,
         progress,
         progress_text,
         run_as_dict,
         runs_table,
         slurm_view,
+        stalled_note,
+        sweep_state,
     )
     from sweepherd.store import open_sweep
     from sweepherd.wandb import describe
@@ -43,6 +47,15 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
     config = store.config
     prog = progress(config, runs)
     jobs = _slurm_jobs(snap)
+    wandb_note = describe(store)  # a `--backend wandb` sweep: its runs are on W&B
+    alive = n_alive(store.heartbeats(), time.time())
+    stalled = stalled_note(
+        sweep_state(config, runs, snap.cancelled),
+        prog.n_running,
+        None if wandb_note else alive,  # W&B's own agents write no heartbeats
+        (row.state for row in jobs.rows),
+        str(store.path),
+    )
     if as_json:
         doc = {
             "id": store.sweep_id,
@@ -57,6 +70,8 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
             "runs": [run_as_dict(r) for r in runs],
             "slurm_jobs": [dataclasses.asdict(row) for row in jobs.rows],
             "slurm_note": jobs.note,
+            "agents_alive": alive,
+            "stalled": stalled,
         }
         click.echo(json.dumps(doc, indent=2))
         return
@@ -71,10 +86,11 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
     )
     if snap.cancelled:
         console.print("cancelled", style="yellow")
-    wandb_note = describe(store)  # a `--backend wandb` sweep: its runs are on W&B
     if wandb_note:
         console.print(wandb_note, highlight=False, markup=False)
     console.print(progress_text(config, prog, runs))
+    if stalled:
+        console.print(stalled, style="bold yellow", highlight=False, markup=False)
     if not runs:
         console.print("no runs yet", style="dim")
     else:

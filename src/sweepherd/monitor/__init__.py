@@ -48,6 +48,7 @@ from sweepherd.monitor._slurm import (
     read_slurm,
     slurm_panel,
 )
+from sweepherd.monitor._stalled import n_alive, stalled_note
 from sweepherd.monitor._summary import (
     SWEEP_STATES,
     Progress,
@@ -119,6 +120,7 @@ __all__ = [
     "importance_figure",
     "load_history",
     "log_path",
+    "n_alive",
     "overview",
     "overview_table",
     "parallel_axes",
@@ -135,6 +137,7 @@ __all__ = [
     "runs_table",
     "slurm_panel",
     "slurm_view",
+    "stalled_note",
     "status_line",
     "sweep_figures",
     "sweep_state",

@@ -29,6 +29,7 @@ from sweepherd.monitor._slurm import (
     read_slurm,
     slurm_panel,
 )
+from sweepherd.monitor._stalled import SILENT_AFTER_S, n_alive, stalled_note
 from sweepherd.monitor._summary import (
     best_runs,
     eta_s,
@@ -41,8 +42,6 @@ from sweepherd.monitor._summary import (
 from sweepherd.runs import Run, RunState
 from sweepherd.store import Heartbeat, Snapshot, SweepStore
 
-#: A running run's agent whose heartbeat is older than this is shown as silent.
-SILENT_AFTER_S = 60.0
 #: Lines of stderr shown under each failure.
 STDERR_LINES = 3
 
@@ -103,13 +102,16 @@ class WatchCollector:
         metric = config.metric.name if config.metric else None
         failed = failed_runs(runs)
         failed.sort(key=lambda r: (r.ended_at or 0.0, r.seq), reverse=True)
+        state = sweep_state(config, runs, snap.cancelled)
+        slurm = self._read_slurm(snap, now)
+        alive = self._n_alive(beats, now)
         return WatchModel(
             sweep_id=self.store.sweep_id,
             name=config.name,
             method=config.method,
             metric=metric,
             goal=config.metric.goal if config.metric else None,
-            state=sweep_state(config, runs, snap.cancelled),
+            state=state,
             progress=prog,
             now=now,
             runs_per_min=rate,
@@ -118,10 +120,17 @@ class WatchCollector:
             best=tuple(best_runs(config, runs, self.n_best)),
             failures=tuple(self._failure(r) for r in failed[: self.n_failures]),
             n_failed=len(failed),
-            slurm=self._read_slurm(snap, now),
-            n_agents_alive=self._n_alive(beats, now),
+            slurm=slurm,
+            n_agents_alive=alive,
             ended=self._newly_ended(runs),
             note=self._note,
+            stalled=stalled_note(
+                state,
+                prog.n_running,
+                alive,
+                (row.state for row in slurm.rows),
+                str(self.store.path),
+            ),
         )
 
     # -- the journal ---------------------------------------------------------------------------
@@ -198,11 +207,7 @@ class WatchCollector:
 
     @staticmethod
     def _n_alive(beats: dict[str, Heartbeat] | None, now: float) -> int | None:
-        if beats is None:
-            return None
-        return sum(
-            1 for b in beats.values() if b.state == "running" and b.age_s(now) <= SILENT_AFTER_S
-        )
+        return None if beats is None else n_alive(beats, now)
 
     # -- Slurm -----------------------------------------------------------------------------------
 

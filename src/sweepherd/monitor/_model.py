@@ -62,6 +62,7 @@ class WatchModel:
     n_agents_alive: int | None = None  # None: heartbeats not read
     ended: tuple[Run, ...] = ()  # runs that ended since the previous frame (plain output)
     note: str | None = None  # about the sweep itself (a --backend wandb sweep's runs are on W&B)
+    stalled: str | None = None  # work is left but no agent is alive or on its way: what to do
 
     @property
     def finished(self) -> bool:

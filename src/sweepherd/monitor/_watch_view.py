@@ -86,6 +86,8 @@ def render_watch(
     parts: list[RenderableType] = [_header(model)]
     if model.note:
         parts.append(Text(model.note, style="yellow"))
+    if model.stalled:
+        parts.append(Text(model.stalled, style="bold yellow"))
     parts += [_bar(model), _counts(model)]
     if model.running:
         parts += [Text(), _running_table(model, max_running)]
@@ -315,6 +317,8 @@ def plain_report(model: WatchModel, *, max_running: int = 50) -> list[str]:
     lines = [f"{title(model)} [{model.state}]"]
     if model.note:
         lines.append(f"note: {model.note}")
+    if model.stalled:
+        lines.append(f"stalled: {model.stalled}")
     lines.append(f"progress: {done_text(model)}")
     rate = rate_text(model)
     if rate:
