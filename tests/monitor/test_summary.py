@@ -10,8 +10,11 @@ from monitor.helpers import Sweep, make_sweep
 from sweepherd.monitor import (
     eta_s,
     failures_text,
+    overview,
     progress,
+    progress_text,
     run_as_dict,
+    state_label,
     sweep_state,
     throughput_per_min,
 )
@@ -62,6 +65,14 @@ def test_a_run_lost_too_often_is_reported_failed_and_the_grid_can_be_done(sweep:
     text = failures_text(runs_now).plain
     assert f"{poison.id} failed: lost {MAX_LOSSES} times, so not run again" in text
     assert "silent for 90 s" in text
+    # Shown as what it is in every view: given up, and ended for good ("6/6", not "5/6").
+    assert prog.shown == (("finished", 5), ("given up", 1))
+    assert progress_text(sweep.store.config, prog, runs_now).plain.startswith(
+        "6/6 runs  5 finished  1 given up"
+    )
+    assert state_label(sweep.run(poison.id)) == "given up"
+    row = overview(sweep.store)
+    assert (row.state, row.n_done) == ("done", 6)
 
 
 def test_a_half_run_grid_with_no_agent_is_paused(sweep: Sweep) -> None:

@@ -23,7 +23,7 @@ class SweepOverview:
     method: str
     state: str  # sweep_state's; "wandb": runs on W&B's controller; "unreadable": see problem
     n_runs: int
-    n_done: int
+    n_done: int  # runs ended for good (done, or given up)
     expected: int | None
     metric: str | None
     goal: str | None
@@ -68,7 +68,7 @@ def overview(store: SweepStore) -> SweepOverview:
         method=config.method,
         state="wandb" if wandb else sweep_state(config, runs, snap.cancelled),
         n_runs=len(runs),
-        n_done=prog.n_done,
+        n_done=prog.n_settled,
         expected=prog.expected,
         metric=config.metric.name if config.metric else None,
         goal=config.metric.goal if config.metric else None,

@@ -14,7 +14,14 @@ from rich.table import Table
 from rich.text import Text
 
 from sweepherd.config import SweepConfig
-from sweepherd.monitor._summary import Progress, best_runs, failed_runs, why_failed
+from sweepherd.monitor._summary import (
+    GIVEN_UP,
+    Progress,
+    best_runs,
+    failed_runs,
+    state_label,
+    why_failed,
+)
 from sweepherd.runs import Run, RunState
 
 
@@ -52,6 +59,11 @@ STATE_STYLE: Mapping[RunState, str] = {
 }
 
 
+def label_style(label: str) -> str:
+    """The style of a state as the views name it (:func:`state_label`)."""
+    return "red" if label == GIVEN_UP else STATE_STYLE[RunState(label)]
+
+
 def fmt(value: Any, digits: int = 5) -> str:
     """A compact value: floats to ``digits`` significant figures, None as ``-``."""
     if value is None:
@@ -84,11 +96,9 @@ def progress_text(config: SweepConfig, prog: Progress, runs: Sequence[Run]) -> T
     """One line: ``12/40 runs  4 running  10 finished  2 failed  best val_loss 0.123``."""
     text = Text()
     total = f"/{prog.expected}" if prog.expected else ""
-    text.append(f"{prog.n_done}{total} runs", style="bold")
-    for state in RunState:
-        n = prog.counts[state]
-        if n:
-            text.append(f"  {n} {state.value}", style=STATE_STYLE[state])
+    text.append(f"{prog.n_settled}{total} runs", style="bold")
+    for label, n in prog.shown:
+        text.append(f"  {n} {label}", style=label_style(label))
     best = best_runs(config, runs, 1)
     if best and config.metric is not None:
         text.append(f"  best {config.metric.name} {fmt(best[0].metric)}", style="bold green")
@@ -122,7 +132,7 @@ def runs_table(
             node += f":{run.gpus}"
         cells: list[str | Text] = [
             run.id,
-            Text(run.state.value, style=STATE_STYLE[run.state]),
+            Text(state_label(run), style=label_style(state_label(run))),
             fmt(run.metric),
             node,
         ]

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from sweepherd.config import SweepConfig
 from sweepherd.runs import Run, RunState
 
+#: How the views call a preempted or lost run that will not run again.
+GIVEN_UP = "given up"
 #: States whose metric value counts for "best": the run produced a full or partial result.
 _RANKED = (RunState.FINISHED, RunState.STOPPED)
 
@@ -26,6 +28,9 @@ class Progress:
     expected: int | None  # runs the sweep will make in all, when known (grid size, run_cap)
     counts: dict[RunState, int]
     n_given_up: int = 0  # lost or timed out too often to run again (sweepherd.runs.MAX_*)
+    #: Runs by state as the views show them: those given up under "given up", not under the
+    #: preempted or lost state they stay in (states with no run left out).
+    shown: tuple[tuple[str, int], ...] = ()
 
     @property
     def n_settled(self) -> int:
@@ -36,7 +41,7 @@ class Progress:
     def fraction(self) -> float | None:
         if not self.expected:
             return None
-        return min(1.0, self.n_done / self.expected)
+        return min(1.0, self.n_settled / self.expected)
 
 
 def count_states(runs: Iterable[Run]) -> dict[RunState, int]:
@@ -59,11 +64,25 @@ def progress(config: SweepConfig, runs: Sequence[Run]) -> Progress:
     """The progress of a sweep from its runs."""
     counts = count_states(runs)
     n_done = sum(n for state, n in counts.items() if state.is_terminal)
-    n_given_up = sum(1 for r in runs if r.gave_up)
+    given_up = Counter(r.state for r in runs if r.gave_up)
+    n_given_up = sum(given_up.values())
     n_waiting = counts[RunState.PREEMPTED] + counts[RunState.LOST] - n_given_up
+    shown = [(state.value, counts[state] - given_up[state]) for state in RunState]
+    shown.append((GIVEN_UP, n_given_up))
     return Progress(
-        n_done, counts[RunState.RUNNING], n_waiting, expected_runs(config), counts, n_given_up
+        n_done,
+        counts[RunState.RUNNING],
+        n_waiting,
+        expected_runs(config),
+        counts,
+        n_given_up,
+        tuple((label, n) for label, n in shown if n),
     )
+
+
+def state_label(run: Run) -> str:
+    """A run's state as the views show it: ``given up`` for one that will not run again."""
+    return GIVEN_UP if run.gave_up else run.state.value
 
 
 def failed_runs(runs: Iterable[Run]) -> list[Run]:

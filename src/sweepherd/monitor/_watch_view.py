@@ -48,8 +48,8 @@ def done_text(model: WatchModel) -> str:
     prog = model.progress
     if prog.expected:
         pct = 100.0 * (prog.fraction or 0.0)
-        return f"{prog.n_done}/{prog.expected} runs done ({pct:.0f}%)"
-    return f"{prog.n_done} runs done (no fixed total)"
+        return f"{prog.n_settled}/{prog.expected} runs done ({pct:.0f}%)"
+    return f"{prog.n_settled} runs done (no fixed total)"
 
 
 def rate_text(model: WatchModel) -> str:
@@ -67,7 +67,7 @@ def rate_text(model: WatchModel) -> str:
 
 def counts_text(model: WatchModel) -> str:
     """``4 running, 10 finished, 2 failed`` (states with runs only)."""
-    parts = [f"{n} {state.value}" for state, n in model.progress.counts.items() if n]
+    parts = [f"{n} {label}" for label, n in model.progress.shown]
     return ", ".join(parts) if parts else "no runs yet"
 
 
@@ -119,8 +119,10 @@ def _bar(model: WatchModel) -> RenderableType:
     grid.add_column(justify="right", no_wrap=True)
     pct = 100.0 * (prog.fraction or 0.0)
     grid.add_row(
-        ProgressBar(total=float(prog.expected), completed=float(min(prog.n_done, prog.expected))),
-        f"{prog.n_done}/{prog.expected} done {pct:3.0f}%",
+        ProgressBar(
+            total=float(prog.expected), completed=float(min(prog.n_settled, prog.expected))
+        ),
+        f"{prog.n_settled}/{prog.expected} done {pct:3.0f}%",
     )
     return grid
 
