@@ -633,10 +633,12 @@ class Agent:
                 self._time_limit = signum in time_limit_signals
                 for trial in self._trials.values():  # ended, not stopped: judge by exit status
                     trial.ended_before_stop = trial.exited_by_itself()
-                log.warning(
-                    "received %s: stopping trials; they will be resumed",
-                    signal.Signals(signum).name,
-                )
+                name = signal.Signals(signum).name
+                if self._time_limit:  # SIGUSR1 itself, or as --all-nodes passes it on
+                    name = "the job's time-limit warning" + (
+                        " (SIGUSR1)" if signum == signal.SIGUSR1 else f" (SIGUSR1, as {name})"
+                    )
+                log.warning("received %s: stopping trials; they will be resumed", name)
             elif signum == signal.SIGINT:
                 for trial in self._trials.values():  # a second Ctrl-C: no more waiting
                     trial.signal_group(signal.SIGKILL)

@@ -112,7 +112,7 @@ def test_a_preempted_job_requeues_and_resumes_its_runs_with_the_same_ids(
             )
     output = (store.path / "slurm" / f"{job}.out").read_text()
     # the agents were asked to stop by the fan-out, for the time limit
-    assert "received SIGWINCH" in output
+    assert "received the job's time-limit warning (SIGUSR1, as SIGWINCH)" in output
 
     # `sweepherd status` joins the runs with the job: requeued once, completed, per node.
     capsys.readouterr()

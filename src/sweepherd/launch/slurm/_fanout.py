@@ -132,14 +132,18 @@ class _Forwarder:
         if self.job_id is not None:
             ask = AGENT_TIME_LIMIT_SIGNAL if signum == signal.SIGUSR1 else AGENT_STOP_SIGNAL
             stop = str(int(ask))  # by number: scancel 22.05 knows no WINCH by name
+            why = f"job {self.job_id} is not running, so {ask.name} cannot reach it"
             try:
                 targets = _signal_targets(self.job_id)
                 if targets and len(scancel(targets, signal=stop)) < len(targets):
                     return
-                log.warning("job %s is not running, so %s cannot reach it", self.job_id, ask.name)
             except SlurmError as exc:
-                log.warning("%s", exc)
-            log.warning("passing SIGUSR1 on through srun instead; it reaches the trials too")
+                why = str(exc)
+            if _running(self.job_id):
+                log.warning("%s", why)
+                log.warning("passing SIGUSR1 on through srun instead; it reaches the trials too")
+            else:  # scancel'ed (sweepherd cancel, or by hand): its steps are going already
+                log.info("job %s is ending: passing SIGUSR1 on through srun", self.job_id)
         for proc in running:
             self.send(proc, signal.SIGUSR1)
 
