@@ -23,6 +23,7 @@ from sweepherd.errors import ExitStatus, SweepherdError
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("sweepherd.cli.validate:validate", "Check a sweep config; list every problem."),
     "run": ("sweepherd.cli.run:run", "Create a sweep and run it on this machine with N agents."),
+    "create": ("sweepherd.cli.create:create", "Create a sweep and start no agent (`wandb sweep`)."),
     "agent": ("sweepherd.cli.agent:agent", "Run an agent: claim runs until the sweep is done."),
     "status": ("sweepherd.cli.status:status", "Show a sweep's runs and their states."),
     "watch": ("sweepherd.cli.watch:watch", "Watch a sweep live: progress, runs, failures, jobs."),
