@@ -7,10 +7,15 @@ recorder.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import sweepherd.launch.slurm as slurm
+from support.agents import write_trial
 from sweepherd.cli.main import main
+from sweepherd.config import parse_config
+from sweepherd.store import create_sweep
 
 
 def test_all_nodes_forwards_the_parsed_options(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,3 +41,20 @@ def test_all_nodes_forwards_the_parsed_options(monkeypatch: pytest.MonkeyPatch) 
             "-v",
         ]
     ]
+
+
+def test_a_stop_grace_longer_than_the_slurm_warning_allows_is_cut_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Trials must stop before Slurm kills the job: half the warning's lead at most."""
+    write_trial(tmp_path)
+    config = {"program": "trial.py", "method": "grid", "parameters": {"x": {"values": [1]}}}
+    store = create_sweep(
+        tmp_path / "sweeps", parse_config(config), extra_meta={"workdir": str(tmp_path)}
+    )
+    monkeypatch.setenv("SWEEPHERD_SIGNAL_GRACE_S", "20")  # as the sbatch script sets it
+    assert main(["agent", str(store.path), "--stop-grace", "60"]) == 0
+    err = capfd.readouterr().err
+    assert "W --stop-grace 60 s is cut to 10 s: half the 20 s between Slurm's warning" in err
+    assert main(["agent", str(store.path)]) == 0  # the default 30 s is cut too: no warning
+    assert "I --stop-grace 30 s is cut to 10 s" in capfd.readouterr().err

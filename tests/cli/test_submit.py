@@ -156,6 +156,12 @@ def test_an_invalid_option_is_one_line_naming_the_flag(
     assert lines[1] == "  - --nodes: must be a whole number >= 1, got 0"
     assert lines[2].startswith("  - --slots: give either slots")
     assert not root.exists()
+    # Trials sharing a GPU with no GPU asked for: refused, not silently one trial per node.
+    assert main(["submit", str(config), "--dir", str(root), "--trials-per-gpu", "2"]) == 3
+    assert error_lines(capsys.readouterr().err) == [
+        "error: invalid option --trials-per-gpu: 2 trials per GPU needs gpus_per_node "
+        "(without GPUs, give the trials per node as slots)"
+    ]
 
 
 def test_without_sbatch_one_line_says_where_to_run_and_nothing_is_created(

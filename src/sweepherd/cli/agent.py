@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -95,6 +96,7 @@ def agent(
 
         raise AgentError(f"sweep {store.sweep_id} {describe(store)}")
     signal_grace = os.environ.get("SWEEPHERD_SIGNAL_GRACE_S")  # set by the sbatch script
+    asked_grace = stop_grace
     if signal_grace:
         # Stop trials well within the warning Slurm gives before it kills the job.
         stop_grace = min(stop_grace, max(1.0, float(signal_grace) / 2))
@@ -114,6 +116,17 @@ def agent(
     )
     runner = Agent(store, options)
     setup_logging(verbose, quiet, prefix=runner.id)
+    if stop_grace < asked_grace:
+        given = click.get_current_context().get_parameter_source("stop_grace")
+        level = logging.INFO if given is click.core.ParameterSource.DEFAULT else logging.WARNING
+        logging.getLogger("sweepherd.agent").log(
+            level,
+            "--stop-grace %g s is cut to %g s: half the %s s between Slurm's warning and the "
+            "time limit (--signal-grace), so that trials stop before the job is killed",
+            asked_grace,
+            stop_grace,
+            signal_grace,
+        )
     result = runner.run()
     return result.exit_status
 

@@ -193,6 +193,15 @@ class SbatchOptions:
                 "slots: give either slots (nodes without GPUs) or gpus_per_node with "
                 "trials_per_gpu, not both"
             )
+        if (
+            isinstance(self.trials_per_gpu, int)
+            and self.trials_per_gpu > 1
+            and not (self.gpus_per_node)
+        ):
+            problems.append(
+                f"trials_per_gpu: {self.trials_per_gpu} trials per GPU needs gpus_per_node "
+                "(without GPUs, give the trials per node as slots)"
+            )
         if not isinstance(self.stagger_s, (int, float)) or not 0 <= self.stagger_s <= 86400:
             problems.append(
                 f"stagger_s: must be between 0 and 86400 seconds, got {self.stagger_s!r}"
