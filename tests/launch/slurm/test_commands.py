@@ -17,6 +17,7 @@ from sweepherd.launch.slurm import (
     JobState,
     SbatchOptions,
     decode_wait_status,
+    job_requeueable,
     parse_sbatch_parsable,
     parse_scancel_not_signalled,
     parse_squeue,
@@ -273,10 +274,17 @@ def test_requeue_refused_for_a_no_requeue_job(slurm_cluster: object, tmp_path: P
     job = sbatch(_script(tmp_path, "sleep 60 & wait", "#SBATCH --no-requeue"))
     wait_for_jobs(job, lambda s: s[0].state == "RUNNING")
     try:
+        assert job_requeueable(job) is False  # what the fan-out asks before requeueing
         with pytest.raises(SlurmError, match=r"presently disabled.*--no-requeue"):
             scontrol_requeue(job)
     finally:
         scancel([job])
+    other = sbatch(_script(tmp_path, "sleep 60 & wait", "#SBATCH --requeue"))
+    try:
+        assert job_requeueable(other) is True
+    finally:
+        scancel([other])
+    assert job_requeueable("999999") is None  # unknown to Slurm
 
 
 @pytest.mark.slurm

@@ -167,7 +167,9 @@ def test_no_requeue_job_ends_with_the_requeue_status(slurm_cluster: object, tmp_
     assert (state.state, state.exit_code, state.restarts) == ("FAILED", REQUEUE_EXIT_STATUS, 0)
     [result] = _events(tmp_path, "results.jsonl")
     assert (result["statuses"], result["requeued"]) == ([75, 75], False)
-    assert "the job was not requeued" in _output(tmp_path)
+    # Slurm says the job may not be requeued: not asked (and refused, with a warning).
+    assert f"job {job} may not be requeued (--no-requeue)" in _output(tmp_path)
+    assert "the job was not requeued" not in _output(tmp_path)
 
 
 @pytest.mark.slurm

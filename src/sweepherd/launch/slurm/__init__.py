@@ -13,6 +13,7 @@
 from sweepherd.launch.slurm._commands import (
     JobState,
     decode_wait_status,
+    job_requeueable,
     parse_sbatch_parsable,
     parse_scancel_not_signalled,
     parse_squeue,
@@ -68,6 +69,7 @@ __all__ = [
     "fan_out",
     "finished_reason",
     "job_reference",
+    "job_requeueable",
     "parse_sbatch_parsable",
     "parse_scancel_not_signalled",
     "parse_squeue",

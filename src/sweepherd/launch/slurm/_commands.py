@@ -346,6 +346,19 @@ def job_time_limit_s(job_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> in
         return None
 
 
+def job_requeueable(job_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool | None:
+    """Whether Slurm may requeue the job (False for ``--no-requeue``, and as a cluster's
+    ``JobRequeue=0`` makes it); None when Slurm cannot tell."""
+    proc = run_slurm(
+        ["scontrol", "show", "job", "-o", str(job_id)], timeout_s=timeout_s, check=False
+    )
+    match = _REQUEUE_RE.search(proc.stdout) if proc.returncode == 0 else None
+    return None if match is None else match.group(1) != "0"
+
+
+_REQUEUE_RE = re.compile(r"\bRequeue=(\d+)")
+
+
 def parse_scancel_not_signalled(stderr: str) -> list[str]:
     """Ids that scancel reports as already ended or unknown (not an error for cancelling)."""
     return _NOT_SIGNALLED_RE.findall(stderr)

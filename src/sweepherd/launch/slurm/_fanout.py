@@ -42,6 +42,7 @@ from types import FrameType
 
 from sweepherd.errors import LaunchError, SlurmError
 from sweepherd.launch.slurm._commands import (
+    job_requeueable,
     job_steps,
     job_time_limit_s,
     scancel,
@@ -226,7 +227,7 @@ def fan_out(
         statuses = tuple(proc.wait() for proc in forwarder.procs)
         if requeue and REQUEUE_EXIT_STATUS in statuses:
             n_before = forwarder.n_received
-            requeued = _requeue(env)
+            requeued = _requeue(env, _sweep_of(command))
             # Slurm now sends SIGTERM to the batch script (this process) within milliseconds;
             # take it here rather than dying of it after the handlers are restored.
             deadline = time.monotonic() + _REQUEUE_TERM_WAIT_S
@@ -248,7 +249,13 @@ def job_reference(env: Mapping[str, str]) -> str | None:
     return env.get("SLURM_JOB_ID") or None
 
 
-def _requeue(env: Mapping[str, str]) -> bool:
+def _sweep_of(command: Sequence[str]) -> str:
+    """The sweep an ``... sweepherd agent SWEEP ...`` command runs, for messages."""
+    args = list(command)
+    return args[args.index("agent") + 1] if "agent" in args[:-1] else "SWEEP"
+
+
+def _requeue(env: Mapping[str, str], sweep: str = "SWEEP") -> bool:
     job_id = job_reference(env)
     if not job_id:
         return False
@@ -258,6 +265,14 @@ def _requeue(env: Mapping[str, str]) -> bool:
         log.warning("job %s is ending: not requeued; other agents resume its runs", job_id)
         return False
     if _warned_at_start(job_id, env):
+        return False
+    if job_requeueable(job_id) is False:  # --no-requeue, or an salloc allocation
+        log.info(
+            "job %s may not be requeued (--no-requeue): its preempted runs wait for an agent "
+            "(`sweepherd scale %s --nodes N` starts some)",
+            job_id,
+            sweep,
+        )
         return False
     try:
         scontrol_requeue(job_id)
