@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 import click
 
 from sweepherd.cli._common import sweep_argument
+from sweepherd.runs import Run, RunState
 
 if TYPE_CHECKING:
     from sweepherd.monitor import SlurmPanel
-    from sweepherd.store import Snapshot
+    from sweepherd.store import Snapshot, SweepStore
 
 
 @click.command()
@@ -56,6 +57,7 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
         (row.state for row in jobs.rows),
         str(store.path),
     )
+    live = _live_values(store, runs)
     if as_json:
         doc = {
             "id": store.sweep_id,
@@ -67,7 +69,10 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
             "cancelled": snap.cancelled,
             "expected_runs": prog.expected,
             "counts": {state.value: n for state, n in prog.counts.items()},
-            "runs": [run_as_dict(r) for r in runs],
+            "runs": [
+                {**run_as_dict(r), **({"live_metric": live[r.id]} if r.id in live else {})}
+                for r in runs
+            ],
             "slurm_jobs": [dataclasses.asdict(row) for row in jobs.rows],
             "slurm_note": jobs.note,
             "agents_alive": alive,
@@ -99,10 +104,28 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
             console.print(
                 f"(last {len(shown)} of {len(runs)} runs; --all shows every run)", style="dim"
             )
-        console.print(runs_table(config, shown))
+        console.print(runs_table(config, shown, live=live))
         console.print(failures_text(runs), end="")  # why runs failed or are not run again
     if jobs.rows or snap.jobs:  # pending jobs too: why no run has started yet
         console.print(slurm_view(jobs))
+
+
+def _live_values(store: SweepStore, runs: list[Run]) -> dict[str, float]:
+    """The metric each running run has logged last, as its agent's live file says."""
+    from sweepherd.live_metric import LIVE_FILE, read_live
+
+    metric = store.config.metric
+    if metric is None:
+        return {}
+    values = {}
+    for run in runs:
+        if run.state is not RunState.RUNNING:
+            continue
+        seen = read_live(store.run_path(run.id) / LIVE_FILE, metric.name)
+        latest = None if seen is None else (seen.history[-1] if seen.history else seen.last)
+        if latest is not None:
+            values[run.id] = latest
+    return values
 
 
 def _slurm_jobs(snap: Snapshot) -> SlurmPanel:

@@ -106,9 +106,15 @@ def progress_text(config: SweepConfig, prog: Progress, runs: Sequence[Run]) -> T
 
 
 def runs_table(
-    config: SweepConfig, runs: Sequence[Run], *, now: float | None = None, title: str | None = None
+    config: SweepConfig,
+    runs: Sequence[Run],
+    *,
+    now: float | None = None,
+    title: str | None = None,
+    live: Mapping[str, float] | None = None,
 ) -> Table:
-    """Every run: id, state, metric, node/GPU, attempt, time, parameters."""
+    """Every run: id, state, metric, node/GPU, attempt, time, parameters. ``live``: the metric
+    running runs have logged so far, by run id (shown in the running style)."""
     now = time.time() if now is None else now
     metric = config.metric.name if config.metric else "metric"
     table = PlainTable(title=title, box=None, pad_edge=False, header_style="bold")
@@ -130,10 +136,13 @@ def runs_table(
         node = run.node or "-"
         if run.gpus:
             node += f":{run.gpus}"
+        value: str | Text = fmt(run.metric)
+        if run.metric is None and live is not None and run.id in live:
+            value = Text(fmt(live[run.id]), style=STATE_STYLE[RunState.RUNNING])
         cells: list[str | Text] = [
             run.id,
             Text(state_label(run), style=label_style(state_label(run))),
-            fmt(run.metric),
+            value,
             node,
         ]
         if with_jobs:
