@@ -272,7 +272,7 @@ class Agent:
                 node=self.node,
                 cuda_visible_devices=slot.cuda_visible_devices,
                 wandb_mode=self.opts.wandb_mode,
-                wandb_project=self.config.project,
+                wandb_project=self.store.wandb_project,
                 wandb_entity=self.config.entity,
                 wandb_sweep_id=self.opts.wandb_sweep_id,
             )

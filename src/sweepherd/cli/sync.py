@@ -49,7 +49,7 @@ def sync(
     from sweepherd.wandb import sync as sync_runs
 
     store = open_sweep(sweep, root)
-    project = project or store.config.project
+    project = project or store.wandb_project
     entity = entity or store.config.entity
     if dry_run:
         plan = plan_sync(store)

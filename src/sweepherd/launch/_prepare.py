@@ -6,6 +6,7 @@ Shared by every launcher: the sweep is always created, complete, before the firs
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -76,9 +77,37 @@ def prepare_sweep(
     """Validate the config, check the program, and create the sweep directory under ``root``."""
     config = load_with_overrides(config_path, run_cap=run_cap, name=name)
     workdir = resolve_workdir(config, config_path)
-    meta = {
+    meta: dict[str, Any] = {
         "workdir": str(workdir),
         "config_path": str(config_path.resolve()),
-        **(extra_meta or {}),
     }
-    return create_sweep(root, config, backend=backend, extra_meta=meta)
+    if config.project is None:
+        meta["wandb_project"] = default_project(config, workdir)
+    return create_sweep(root, config, backend=backend, extra_meta={**meta, **(extra_meta or {})})
+
+
+def default_project(
+    config: SweepConfig, workdir: Path, env: Mapping[str, str] | None = None
+) -> str | None:
+    """The W&B project of a sweep whose config names none, as ``wandb sweep`` picks it:
+    ``$WANDB_PROJECT``, else the name of the git repository that holds the program (with
+    the program's folder inside it, ``repo-sub_dir``), else None (W&B's "uncategorized")."""
+    env = os.environ if env is None else env
+    if env.get("WANDB_PROJECT"):
+        return env["WANDB_PROJECT"]
+    program = workdir / (config.program or ".")
+    folder = program.parent if config.program else workdir
+    root = _git_root(folder.resolve())
+    if root is None:
+        return None
+    sub = os.path.relpath(folder.resolve(), root)
+    name = root.name if sub == "." else f"{root.name}-{sub}"
+    return name.replace(os.sep, "_")
+
+
+def _git_root(folder: Path) -> Path | None:
+    """The top folder of the git repository ``folder`` is in, if any."""
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None

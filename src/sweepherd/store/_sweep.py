@@ -114,6 +114,13 @@ class SweepStore:
         """The sweep's random seed (from meta.json)."""
         return int(self.meta.get("seed", 0))
 
+    @property
+    def wandb_project(self) -> str | None:
+        """The W&B project of the sweep's runs: the config's, else the one chosen when the
+        sweep was made (``meta.json``'s ``wandb_project``), as ``wandb sweep`` chooses it."""
+        project = self.config.project or self.meta.get("wandb_project")
+        return str(project) if project else None
+
     @functools.cached_property
     def config(self) -> SweepConfig:
         """The sweep's configuration, parsed from ``sweep.yaml``."""

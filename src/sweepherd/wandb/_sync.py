@@ -293,7 +293,7 @@ def sync(
             "Syncing needs the wandb package, which is not installed.", hint=INSTALL_HINT
         )
     config = store.config
-    project = project or config.project
+    project = project or store.wandb_project
     entity = entity or config.entity
     sync_env = _sync_env(env)
     total = SyncReport()

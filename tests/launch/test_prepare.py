@@ -1,0 +1,61 @@
+"""Making a sweep: the W&B project of a config that names none, chosen as ``wandb sweep``
+chooses it, and given to every trial."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from support.agents import marks, write_trial
+from sweepherd.config import parse_config
+from sweepherd.launch import prepare_sweep
+from sweepherd.launch._prepare import default_project
+
+CONFIG = {"program": "trial.py", "method": "grid", "parameters": {"x": {"values": [1]}}}
+
+
+def test_the_project_is_the_environments_else_the_git_repositorys(tmp_path: Path) -> None:
+    repo = tmp_path / "my-repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "train" / "cnn").mkdir(parents=True)
+    config = parse_config(CONFIG)
+    assert default_project(config, repo, env={}) == "my-repo"
+    # wandb's auto_project_name: the program's folder inside the repository joins the name
+    assert default_project(config, repo / "train" / "cnn", env={}) == "my-repo-train_cnn"
+    assert default_project(config, repo, env={"WANDB_PROJECT": "mine"}) == "mine"
+    assert default_project(config, tmp_path, env={}) is None  # W&B's "uncategorized"
+    nested = parse_config({**CONFIG, "program": "train/cnn/trial.py"})
+    assert default_project(nested, repo, env={}) == "my-repo-train_cnn"
+
+
+def test_trials_of_a_sweep_made_in_a_repository_log_to_its_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "vision"
+    (repo / ".git").mkdir(parents=True)
+    write_trial(repo)
+    (repo / "sweep.yaml").write_text(yaml.safe_dump(CONFIG))
+    monkeypatch.chdir(repo)
+    monkeypatch.delenv("WANDB_PROJECT", raising=False)
+    store = prepare_sweep(repo / "sweep.yaml", repo / "sweeps")
+    assert store.wandb_project == "vision"
+    agent = subprocess.run(
+        [sys.executable, "-m", "sweepherd", "agent", str(store.path), "-q"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert agent.returncode == 0, agent.stderr
+    assert len(marks(repo)) == 1
+    (mark,) = (repo / "marks").iterdir()  # what the trial saw
+    assert json.loads(mark.read_text())["env"]["WANDB_PROJECT"] == "vision"
+    # A config that names its project keeps it.
+    (repo / "named.yaml").write_text(yaml.safe_dump({**CONFIG, "project": "named"}))
+    assert prepare_sweep(repo / "named.yaml", repo / "sweeps").wandb_project == "named"
