@@ -15,12 +15,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sweepherd._signals import handling
 from sweepherd.errors import LaunchError
 from sweepherd.store import SweepStore
 
@@ -77,19 +77,12 @@ def stop_signals_interrupt() -> Iterator[None]:
     so that a launcher killed by ``kill``, ``timeout`` or a closed terminal stops its processes
     (which run in sessions of their own) instead of leaving them behind. Main thread only:
     elsewhere Python delivers no signal, and nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
-    try:
+    with handling(STOP_SIGNALS, interrupt):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 class ProcessGroup:

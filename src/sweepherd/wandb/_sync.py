@@ -44,13 +44,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sweepherd._signals import handling
 from sweepherd.errors import WandbError
 from sweepherd.runs import Run, RunState
 from sweepherd.wandb._attempts import (
@@ -423,14 +423,8 @@ def _interrupt_held() -> Iterator[list[int]]:
     """SIGINT while the body runs is noted in the yielded list instead of raised (main thread
     only: elsewhere Python delivers no signal, and the list stays empty)."""
     held: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
+    with handling([signal.SIGINT], lambda signum, frame: held.append(signum)):
         yield held
-        return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
-    try:
-        yield held
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _stop_group(proc: subprocess.Popen[str], grace_s: float) -> None:

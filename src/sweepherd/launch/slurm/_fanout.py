@@ -33,13 +33,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 
+from sweepherd._signals import handling
 from sweepherd.errors import LaunchError, SlurmError
 from sweepherd.launch.slurm._commands import (
     job_requeueable,
@@ -168,16 +168,10 @@ def _signal_targets(job_id: str) -> list[str]:
 
 @contextmanager
 def _forwarding(forwarder: _Forwarder) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        log.warning("not in the main thread: signals are not passed on to the agents")
+    with handling(_FORWARDED, forwarder) as installed:
+        if not installed:
+            log.warning("not in the main thread: signals are not passed on to the agents")
         yield
-        return
-    previous = {sig: signal.signal(sig, forwarder) for sig in _FORWARDED}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def fan_out(
