@@ -215,3 +215,27 @@ def test_ctrl_c_stops_gracefully_and_the_runs_resume(project: Path, sig: signal.
     assert result.returncode == 0, result.stderr
     runs = list(open_sweep(store.path, project).snapshot().runs.values())
     assert [(r.state, r.attempt) for r in runs] == [(RunState.FINISHED, 2)] * 2
+
+
+def test_under_nohup_a_closed_terminal_does_not_stop_the_sweep(project: Path) -> None:
+    """SIGHUP ignored on purpose (`nohup sweepherd run ...`) stays ignored; a later SIGTERM
+    still stops the agents gracefully."""
+    write_config(project, parameters={"x": {"values": [1]}, "sleep_first_s": {"value": 60}})
+    proc = subprocess.Popen(
+        ["nohup", sys.executable, "-m", "sweepherd", "run", "sweep.yaml"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    wait_for(lambda: len(marks(project)) == 1, what="the trial started")
+    proc.send_signal(signal.SIGHUP)
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=2)  # still running
+    (store,) = list_sweeps(project / "sweeps")
+    assert [r.state for r in store.snapshot().runs.values()] == [RunState.RUNNING]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitStatus.INTERRUPTED, err
+    assert [r.state for r in store.snapshot().runs.values()] == [RunState.PREEMPTED]

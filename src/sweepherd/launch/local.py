@@ -81,7 +81,9 @@ def stop_signals_interrupt() -> Iterator[None]:
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    with handling(STOP_SIGNALS, interrupt):
+    # One ignored on purpose stays ignored: `nohup sweepherd run ...` outlives its terminal.
+    wanted = [sig for sig in STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN]
+    with handling(wanted, interrupt):
         yield
 
 
@@ -177,7 +179,7 @@ class LocalLauncher:
         """Wait for every agent to end, calling ``on_tick`` every ``tick_s``.
 
         A Ctrl-C (KeyboardInterrupt) stops the agents gracefully and is remembered in the
-        outcome; a second one kills them.
+        outcome; a second one kills them (a SIGTERM or SIGHUP only ever stops them).
         """
         outcome = LocalOutcome()
         stopping = False
@@ -188,9 +190,11 @@ class LocalLauncher:
                         on_tick()
                     self._group.sleep_until_an_exit(tick_s)
                 break
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
                 outcome.interrupted = True
-                self.stop(signal.SIGKILL if stopping else signal.SIGTERM)
+                # A second Ctrl-C kills; a SIGHUP after a SIGTERM (a logout) only stops again.
+                ctrl_c = not exc.args
+                self.stop(signal.SIGKILL if stopping and ctrl_c else signal.SIGTERM)
                 stopping = True
         if on_tick is not None:
             on_tick()
