@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sweepherd.wandb import AttemptLogs, RunLogReader, find_run_logs
+from sweepherd.wandb import AttemptLogs, RunLogReader, TransactionLogReader, find_run_logs
 
 pytestmark = pytest.mark.wandb
 
@@ -77,5 +77,29 @@ def test_a_log_of_a_process_below_the_trial_is_its_own(tmp_path: Path, real_log:
             stranger = AttemptLogs(1, [])  # init's tree holds every process, but not this pid
             stranger.superseded = True
             assert stranger(attempt(tmp_path, real_log, "20260101_000002", 999_999_999)) is False
+            # Told of a later attempt while the child runs, it still knows the child after.
+            remembers = AttemptLogs(os.getpid(), [])
+            remembers.note_later_attempt()
         finally:
             child.kill()
+    assert remembers(log) is True  # the child is gone now
+
+
+def test_an_earlier_attempts_log_is_read_only_as_far_as_it_went_at_the_start(
+    tmp_path: Path, real_log: Path
+) -> None:
+    """The earlier attempt's trial may live on (its agent was only cut off) and keep logging
+    into its file; none of that is this attempt's."""
+    earlier = attempt(tmp_path, real_log, "20260101_000001", 1)
+    whole = real_log.read_bytes()
+    records = TransactionLogReader(real_log).read_new_records()
+    assert len(records) > 3
+    cut = len(whole) // 2
+    earlier.write_bytes(whole[:cut])  # as far as it went when this attempt started
+    logs = AttemptLogs(4242, [earlier])
+    assert logs.end_of(earlier) == cut
+    earlier.write_bytes(whole)  # it went on after that
+    reader = RunLogReader(tmp_path, "r", logs)
+    read = reader.read_new()
+    assert 0 < len(read) < len(RunLogReader(tmp_path, "r").read_new())
+    assert reader.read_new() == []  # and no further, however long it grows

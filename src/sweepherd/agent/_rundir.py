@@ -105,10 +105,13 @@ def link_logs_written_elsewhere(trials: Sequence[Trial], now: float) -> None:
 
 
 def wrote_wandb_log(trial: Trial) -> bool:
-    """A wandb log of the trial's attempt is in its run folder (or was linked in)."""
-    return trial.wandb_log_seen or any(
-        p not in trial.logs_at_start for p in wandb_logs(trial.run_dir, trial.run.id)
-    )
+    """A wandb log of the trial's attempt is in its run folder (or was linked in): a new one
+    that is not a later attempt's (as far as ``trial.attempt_logs`` can tell)."""
+    if trial.wandb_log_seen:
+        return True
+    mine = trial.attempt_logs
+    new = [p for p in wandb_logs(trial.run_dir, trial.run.id) if p not in trial.logs_at_start]
+    return any(mine is None or mine(p) is not False for p in new)
 
 
 def record_attempt(trial: Trial, run_dir: Path) -> None:

@@ -85,19 +85,39 @@ class AttemptLogs:
 
     def __init__(self, pid: int, earlier: Iterable[Path]) -> None:
         self.pid = pid
-        self.earlier = frozenset(earlier)
+        #: The earlier attempts' logs, each to be read only as far as it went when this
+        #: attempt started: one whose trial lives on (its agent was cut off) still grows.
+        self.earlier = {path: _size(path) for path in earlier}
         self.superseded = False
+        self._tree: set[int] = {pid}  # the trial's processes, as last seen
+
+    def note_later_attempt(self) -> None:
+        """A later attempt of the run exists: from now on only logs of this trial's processes
+        (those running now are remembered, as they may end before their log is looked at)."""
+        self.superseded = True
+        self._tree.update(descendants(self.pid))
 
     def __call__(self, path: Path) -> bool | None:
         """True to read ``path``, False to leave it out; None: not known yet, ask again."""
         if path in self.earlier:
             return True
         pid = _wandb_pid(path)
-        if pid is not None and (pid == self.pid or pid in descendants(self.pid)):
+        if pid is not None and (pid in self._tree or pid in descendants(self.pid)):
             return True
         if not self.superseded:
             return True  # no other attempt could have written it
         return None if pid is None else False  # wandb may not have named its process yet
+
+    def end_of(self, path: Path) -> int | None:
+        """How far to read ``path``: an earlier attempt's log only as far as it went."""
+        return self.earlier.get(path)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def record_attempt_logs(run_dir: Path, attempt: int, logs: Iterable[Path]) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from sweepherd.wandb._txlog import (
     ConfigUpdate,
     Event,
     HistoryRow,
+    LogFilter,
     Preempting,
     RunExited,
     RunLogReader,
@@ -182,12 +183,7 @@ class TransactionLogSource:
     History rows come out as ``kind="history"``, summary updates as ``kind="summary"``.
     """
 
-    def __init__(
-        self,
-        wandb_dir: str | Path,
-        run_id: str,
-        accept: Callable[[Path], bool | None] | None = None,
-    ) -> None:
+    def __init__(self, wandb_dir: str | Path, run_id: str, accept: LogFilter | None = None) -> None:
         self.reader = RunLogReader(wandb_dir, run_id, accept)
 
     def read_new(self) -> list[MetricRow]:
@@ -202,7 +198,7 @@ class TransactionLogSource:
 
 
 def transaction_log_source(
-    wandb_dir: str | Path, run_id: str, accept: Callable[[Path], bool | None] | None = None
+    wandb_dir: str | Path, run_id: str, accept: LogFilter | None = None
 ) -> TransactionLogSource | None:
     """A metric source over the run's transaction logs under ``wandb_dir`` (its ``WANDB_DIR``;
     ``accept``: which files to read, see :class:`RunLogReader`), or ``None`` when the wandb

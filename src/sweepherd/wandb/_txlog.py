@@ -27,11 +27,11 @@ import json
 import re
 import struct
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sweepherd._extras import install_extra_hint
 from sweepherd.errors import WandbError
@@ -123,6 +123,7 @@ class TransactionLogReader:
 
     path: Path
     offset: int = 0  # file offset just past the last complete chunk consumed
+    end: int | None = None  # read no further into the file than this offset (None: all of it)
     n_records: int = 0
     n_corrupt: int = 0
     _pending: bytearray | None = field(default=None, repr=False)
@@ -139,6 +140,11 @@ class TransactionLogReader:
     def read_new_records(self, max_bytes: int = -1) -> list[bytes]:
         """Serialized ``Record`` protobufs completed since the last call (within the next
         ``max_bytes`` bytes of the file, if given)."""
+        if self.end is not None:
+            left = self.end - self.offset
+            if left <= 0:
+                return []
+            max_bytes = left if max_bytes < 0 else min(max_bytes, left)
         try:
             with self.path.open("rb") as f:
                 f.seek(self.offset)
@@ -392,22 +398,26 @@ def attempt_index(tail: str, run_id: str) -> int | None:
     return int(suffix) if suffix != tail and suffix.isdigit() else None
 
 
+class LogFilter(Protocol):
+    """Which of a run's transaction logs a :class:`RunLogReader` reads, and how far."""
+
+    def __call__(self, path: Path) -> bool | None:
+        """True to read ``path``, False to leave it out, None: ask again on the next read."""
+
+    def end_of(self, path: Path) -> int | None:
+        """How far into ``path`` to read (None: all of it, as it grows)."""
+
+
 class RunLogReader:
     """Incremental reader of all of a run's transaction logs (one per attempt), in start order.
 
     New attempts' files are picked up as they appear. Events of an older attempt come before
     those of a newer one; each attempt starts with its :class:`RunStarted` event. ``accept``,
-    given, decides for each file as it appears whether it is read at all: True, False, or None
-    to ask again on the next call (an agent leaves out another attempt's file, see
-    ``_attempts.AttemptLogs``).
+    given, decides for each file as it appears whether it is read, and how far (an agent
+    leaves out another attempt's file, see ``_attempts.AttemptLogs``).
     """
 
-    def __init__(
-        self,
-        wandb_dir: str | Path,
-        run_id: str,
-        accept: Callable[[Path], bool | None] | None = None,
-    ) -> None:
+    def __init__(self, wandb_dir: str | Path, run_id: str, accept: LogFilter | None = None) -> None:
         self.wandb_dir = Path(wandb_dir)
         self.run_id = run_id
         self._accept = accept
@@ -428,7 +438,8 @@ class RunLogReader:
                 continue
             verdict = True if self._accept is None else self._accept(path)
             if verdict:
-                self._readers[path] = TransactionLogReader(path)
+                end = None if self._accept is None else self._accept.end_of(path)
+                self._readers[path] = TransactionLogReader(path, end=end)
             elif verdict is not None:
                 self._refused.add(path)
         known = [p for p in found if p in self._readers]
