@@ -119,6 +119,22 @@ def test_dry_run_prints_the_script_of_every_flag_and_creates_nothing(
     assert subprocess.run(["bash", "-n"], input=out, text=True, check=False).returncode == 0
 
 
+def test_an_output_pattern_is_made_absolute_as_the_submit_directory_sees_it(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """sbatch takes a relative --output from the directory it runs in; a later scale may run
+    elsewhere. `~` is the user's home, as a shell would have it."""
+    root = tmp_path / "sweeps"
+    for given, meant in [
+        ("%x-%j.out", f"{tmp_path}/%x-%j.out"),
+        ("~/logs/%j.out", f"{Path.home()}/logs/%j.out"),
+    ]:
+        assert (
+            main(["submit", str(config), "--dir", str(root), "--output", given, "--dry-run"]) == 0
+        )
+        assert f"#SBATCH --output={meant}\n" in capsys.readouterr().out.replace('"', "")
+
+
 def test_dry_run_still_checks_the_config_and_the_program(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -117,3 +117,26 @@ def test_links_are_named_as_wandb_names_same_second_attempts(tmp_path: Path) -> 
     own = run_dir / "wandb" / "offline-run-20260101_000002-r"
     own.mkdir()
     assert link_run_folder(run_dir, "r", own) is None
+
+
+def test_of_several_open_logs_only_the_runs_own_is_linked(tmp_path: Path) -> None:
+    """A script may hold runs of its own beside the sweep's (a data-prep run, an eval run)."""
+    run_dir = tmp_path / "run"
+
+    def open_log(where: str, run_id: str) -> Path:
+        folder = tmp_path / where / "wandb" / f"offline-run-20260101_000001-{run_id}"
+        folder.mkdir(parents=True)
+        (folder / f"run-{run_id}.wandb").write_bytes(b"log")
+        return folder / f"run-{run_id}.wandb"
+
+    prep, ours = open_log("prep", "prep1"), open_log("out", "r")
+    (link,) = adopt_logs(run_dir, "r", [prep, ours]) or []
+    assert link.resolve() == ours.parent
+    # Two runs of other ids and none of the run's: which is the sweep's cannot be told.
+    assert adopt_logs(tmp_path / "other", "q", [prep, open_log("eval", "eval1")]) is None
+    # A log under the run folder but outside wandb/ is linked relatively: the sweep may move.
+    inside = run_dir / "checkpoints" / "wandb" / "offline-run-20260101_000002-mine"
+    inside.mkdir(parents=True)
+    (inside / "run-mine.wandb").write_bytes(b"log")
+    (rel,) = adopt_logs(run_dir, "r", [inside / "run-mine.wandb"]) or []
+    assert not rel.readlink().is_absolute() and rel.resolve() == inside

@@ -596,6 +596,30 @@ def test_a_log_linked_in_from_elsewhere_goes_up_under_the_runs_id(
     assert (elsewhere / "run-tmpl.wandb.synced").exists()  # wandb's own marker, through the link
 
 
+def test_a_run_whose_linked_log_this_machine_cannot_see_is_not_synced_from_here(
+    store: SweepStore, template_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its log is on a node's own disk: sent without it (its other attempts only), the run
+    would be marked synced with part of its data, and never sent whole."""
+    from sweepherd.cli.main import main
+
+    rid = new_run(store, RunState.FINISHED)
+    place(template_run, store.runs_dir / rid, rid, "20260101_000001")  # an attempt here
+    node_tmp = tmp_path / "node-tmp" / "wandb" / "offline-run-20260101_000002-tmpl"
+    shutil.copytree(template_run, node_tmp)
+    assert link_run_folder(store.runs_dir / rid, rid, node_tmp) is not None
+    shutil.rmtree(node_tmp)  # as the syncing machine sees it: not there
+    plan = plan_sync(store, settle_s=0)
+    assert (plan.items, plan.unreachable) == ([], [(rid, str(node_tmp))])
+    assert sync(store, settle_s=0).unreachable == [(rid, str(node_tmp))]  # nothing sent
+    assert not (store.runs_dir / rid / MARKER_NAME).exists()
+    assert main(["sync", str(store.path)]) == 0
+    assert (
+        f"not synced: {rid}: its script wrote its wandb log outside the sweep, to {node_tmp}"
+        in (capsys.readouterr().err)
+    )
+
+
 def test_refused_runs_are_reported_and_not_marked(
     store: SweepStore, template_run: Path, fake_wandb_server: Any, tmp_path: Path
 ) -> None:

@@ -91,8 +91,17 @@ def link_logs_written_elsewhere(trials: Sequence[Trial], now: float) -> None:
 
         open_logs = open_transaction_logs(t.pid for t in due)
         for trial in due:
-            links = adopt_logs(trial.run_dir, trial.run.id, open_logs.get(trial.pid, []))
-            if links:
+            candidates = open_logs.get(trial.pid, [])
+            links = adopt_logs(trial.run_dir, trial.run.id, candidates)
+            if links is None:
+                trial.wandb_log_seen = True  # stop looking: it would not get any clearer
+                log.warning(
+                    "run %s: its script holds several wandb runs open outside the run folder "
+                    "(%s) and none is named after the run: none is read or synced as the run's",
+                    trial.run.id,
+                    ", ".join(str(p) for p in candidates),
+                )
+            elif links:
                 trial.wandb_log_seen = True
                 log.info(
                     "run %s: its script writes its wandb log to %s (wandb.init(dir=...) or "

@@ -64,6 +64,8 @@ def sync(
             )
         for run_id in plan.deferred:
             click.echo(f"{run_id}: {_STILL_WRITTEN}; synced once it has ended")
+        for run_id, folder in plan.unreachable:
+            click.echo(f"{run_id}: {_unreachable(folder)}")
         click.echo(f"{len(plan.items)} run(s) to sync" if plan.items else "nothing to sync")
         return
 
@@ -96,6 +98,8 @@ def sync(
         click.echo("stopped", err=sys.stderr.isatty())
         return
     click.echo(f"{len(result.synced)} run(s) synced" if result.synced else "nothing to sync")
+    for run_id, folder in result.unreachable:
+        click.echo(f"not synced: {run_id}: {_unreachable(folder)}", err=True)
     if result.deferred:
         click.echo(
             f"left for later: {', '.join(result.deferred)}: {_STILL_WRITTEN}. Run `sweepherd "
@@ -106,6 +110,13 @@ def sync(
 
 
 _STILL_WRITTEN = "declared lost, but its trial still writes its wandb log (it may yet finish)"
+
+
+def _unreachable(folder: str) -> str:
+    return (
+        f"its script wrote its wandb log outside the sweep, to {folder}, which this machine "
+        "cannot see; sync it from one that does (or copy that folder there)"
+    )
 
 
 def _describe(item: SyncItem) -> str:

@@ -50,7 +50,7 @@ class ProgressView:
             runs = list(self.store.snapshot().runs.values())
             prog = progress(self.store.config, runs)
             self._line = progress_text(self.store.config, prog, runs)
-            self._bar.update(self._task, completed=prog.n_done, total=prog.expected)
+            self._bar.update(self._task, completed=prog.n_settled, total=prog.expected)
         line = self._line
         if self._live is not None:
             self._live.update(Group(self._bar, line))

@@ -141,7 +141,7 @@ def report_html(
         f"<h1>sweep {esc(store.sweep_id)}{f' ({esc(config.name)})' if config.name else ''}</h1>",
         f"<p>{esc(config.method)} search"
         + (f", {esc(config.metric.goal)} <b>{esc(metric or '')}</b>" if config.metric else "")
-        + f" · {prog.n_done}{total} runs done ({esc(counts)}) · "
+        + f" · {prog.n_settled}{total} runs done ({esc(counts)}) · "
         f"generated {esc(time.strftime('%Y-%m-%d %H:%M:%S'))}</p>",
     ]
     best = best_runs(config, runs, 10)

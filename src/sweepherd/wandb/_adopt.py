@@ -23,15 +23,23 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sweepherd.wandb._proctree import below, child_map, open_files
-from sweepherd.wandb._txlog import RUN_FOLDER, attempt_index
+from sweepherd.wandb._txlog import RUN_FOLDER, attempt_index, find_run_logs
 
 
-def adopt_logs(run_dir: Path, run_id: str, logs: Iterable[Path]) -> list[Path]:
-    """Link into ``run_dir/wandb/`` the folders of those of ``logs`` (transaction logs a trial
-    of ``run_id`` holds open, :func:`open_transaction_logs`) that are not already where
-    sweepherd looks for that run's logs; returns the links made."""
+def adopt_logs(run_dir: Path, run_id: str, logs: Iterable[Path]) -> list[Path] | None:
+    """Link into ``run_dir/wandb/`` the folder of the log among ``logs`` (transaction logs a
+    trial of ``run_id`` holds open, :func:`open_transaction_logs`) that is the run's and not
+    already where sweepherd finds it: one named after ``run_id`` (``wandb.init(dir=...)``),
+    else the only one open (``id=...``). Returns the links made; None when several logs of
+    other ids are open (a script with runs of its own beside the sweep's): which one is the
+    run cannot be told, and none is linked."""
+    known = {p.resolve() for p in find_run_logs(run_dir, run_id)}
+    fresh = [log for log in logs if log.resolve() not in known]
+    chosen = [log for log in fresh if log.name == f"run-{run_id}.wandb"]
+    if not chosen and len(fresh) > 1:
+        return None
     made = []
-    for log in logs:
+    for log in chosen or fresh:
         link = link_run_folder(run_dir, run_id, log.parent)
         if link is not None:
             made.append(link)
@@ -66,6 +74,8 @@ def link_run_folder(run_dir: Path, run_id: str, folder: Path) -> Path | None:
     if folder.parent == base and attempt_index(tail, run_id) is not None:
         return None  # where sweepherd looks anyway
     target = folder.resolve()
+    if not target.is_dir():
+        return None
     try:
         existing = list(base.iterdir())
     except FileNotFoundError:
@@ -77,9 +87,24 @@ def link_run_folder(run_dir: Path, run_id: str, folder: Path) -> Path | None:
     name = next(n for n in _candidates(stem) if n not in names)
     base.mkdir(parents=True, exist_ok=True)
     link = base / name
-    inside = target.is_relative_to(base.resolve())
+    inside = target.is_relative_to(run_dir.resolve())  # relative: the sweep folder may move
     link.symlink_to(os.path.relpath(target, base.resolve()) if inside else target)
     return link
+
+
+def unreachable_links(run_dir: Path, run_id: str) -> list[str]:
+    """Where the links to logs written elsewhere point that this machine cannot follow (the
+    folder is on another machine's disk, or gone): those logs cannot be read from here."""
+    dead = []
+    for sub in ("wandb", ".wandb"):
+        try:
+            entries = list((run_dir / sub).iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if _links_as_own(entry, run_id) and not entry.exists():
+                dead.append(str(entry.readlink()))
+    return dead
 
 
 def _links_as_own(path: Path, run_id: str) -> bool:

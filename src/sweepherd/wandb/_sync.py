@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 from sweepherd._signals import handling
 from sweepherd.errors import WandbError
 from sweepherd.runs import Run, RunState
+from sweepherd.wandb._adopt import unreachable_links
 from sweepherd.wandb._attempts import (
     attempt_records,
     awaits_last_attempt,
@@ -119,6 +120,9 @@ class SyncPlan:
     # lost runs (given up, or in a cancelled sweep) whose trial still writes its wandb log
     # after its agent was declared lost: synced by a later pass, once that has ended
     deferred: list[str] = field(default_factory=list)
+    # (run id, folder): runs with a log their script wrote outside the sweep, linked in by
+    # the agent, in a folder this machine cannot see (a node's /tmp): not synced from here
+    unreachable: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -129,6 +133,7 @@ class SyncReport:
     failed: dict[str, str] = field(default_factory=dict)  # run id -> why
     waiting: list[str] = field(default_factory=list)  # ended runs whose files are still settling
     deferred: list[str] = field(default_factory=list)  # see SyncPlan.deferred
+    unreachable: list[tuple[str, str]] = field(default_factory=list)  # see SyncPlan
 
 
 def plan_sync(
@@ -172,11 +177,16 @@ def plan_runs(
     items: list[SyncItem] = []
     waiting: list[str] = []
     deferred: list[str] = []
+    unreachable: list[tuple[str, str]] = []
     for run in runs:
         if run.state not in wanted and not run.gave_up:
             continue
         run_dir = runs_dir / run.id
         if (run_dir / MARKER_NAME).exists():
+            continue
+        dead = unreachable_links(run_dir, run.id)
+        if dead:  # sent without it, the run would be marked synced with part of its data
+            unreachable += [(run.id, target) for target in dead]
             continue
         paths = find_run_logs(run_dir, run.id)
         if not paths:
@@ -219,7 +229,7 @@ def plan_runs(
                 tuple(later),
             )
         )
-    return SyncPlan(items, waiting, deferred)
+    return SyncPlan(items, waiting, deferred, unreachable)
 
 
 def _written_since_lost(run: Run, paths: Iterable[Path], now: float) -> bool:
@@ -300,7 +310,9 @@ def sync(
     with _SyncLock(store.path / _LOCK_NAME):
         while True:
             plan = plan_sync(store, settle_s=settle_s)
-            report = SyncReport(waiting=plan.waiting, deferred=plan.deferred)
+            report = SyncReport(
+                waiting=plan.waiting, deferred=plan.deferred, unreachable=plan.unreachable
+            )
             for item in plan.items:
                 if not watch and item.run_id in total.failed:
                     continue  # tried once already in this call
@@ -324,6 +336,7 @@ def sync(
                 on_waiting(report.waiting)
             total.waiting = report.waiting
             total.deferred = report.deferred
+            total.unreachable = report.unreachable
             if not report.waiting:
                 break
             time.sleep(min(settle_s, 1.0))

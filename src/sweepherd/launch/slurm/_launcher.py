@@ -333,8 +333,8 @@ def _absolute_output(settings: Mapping[str, Any]) -> dict[str, Any]:
     the directory it is run in, which a later ``scale`` need not share)."""
     out = dict(settings)
     output = out.get("output")
-    if isinstance(output, str) and output.strip() and not output.startswith(("/", "%")):
-        out["output"] = str(Path(output).absolute())
+    if isinstance(output, str) and output.strip():
+        out["output"] = str(Path(output).expanduser().absolute())
     return out
 
 
