@@ -31,6 +31,29 @@ def test_the_project_is_the_environments_else_the_git_repositorys(tmp_path: Path
     assert default_project(config, tmp_path, env={}) is None  # W&B's "uncategorized"
     nested = parse_config({**CONFIG, "program": "train/cnn/trial.py"})
     assert default_project(nested, repo, env={}) == "my-repo-train_cnn"
+    no_program = parse_config(
+        {k: v for k, v in CONFIG.items() if k != "program"} | {"command": ["python", "x.py"]}
+    )
+    assert default_project(no_program, repo / "train", env={}) == "my-repo"
+
+
+def test_a_project_wandb_init_wrote_to_the_settings_comes_before_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "my-repo"
+    (repo / ".git").mkdir(parents=True)
+    config = parse_config(CONFIG)
+    monkeypatch.chdir(repo)
+    home = tmp_path / "config"
+    home.mkdir()
+    env = {"WANDB_CONFIG_DIR": str(home)}
+    (home / "settings").write_text("[default]\nentity = team\nproject = global-one\n")
+    assert default_project(config, repo, env=env) == "global-one"
+    (repo / "wandb").mkdir()
+    (repo / "wandb" / "settings").write_text("[default]\nproject = this-one\n")
+    assert default_project(config, repo, env=env) == "this-one"
+    (repo / "wandb" / "settings").write_text("[default\nbroken")
+    assert default_project(config, repo, env=env) == "global-one"  # a broken file: skipped
 
 
 def test_trials_of_a_sweep_made_in_a_repository_log_to_its_project(
@@ -42,6 +65,7 @@ def test_trials_of_a_sweep_made_in_a_repository_log_to_its_project(
     (repo / "sweep.yaml").write_text(yaml.safe_dump(CONFIG))
     monkeypatch.chdir(repo)
     monkeypatch.delenv("WANDB_PROJECT", raising=False)
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "no-settings"))  # none of the user's
     store = prepare_sweep(repo / "sweep.yaml", repo / "sweeps")
     assert store.wandb_project == "vision"
     agent = subprocess.run(

@@ -6,6 +6,7 @@ Shared by every launcher: the sweep is always created, complete, before the firs
 
 from __future__ import annotations
 
+import configparser
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -90,19 +91,35 @@ def default_project(
     config: SweepConfig, workdir: Path, env: Mapping[str, str] | None = None
 ) -> str | None:
     """The W&B project of a sweep whose config names none, as ``wandb sweep`` picks it:
-    ``$WANDB_PROJECT``, else the name of the git repository that holds the program (with
-    the program's folder inside it, ``repo-sub_dir``), else None (W&B's "uncategorized")."""
+    ``$WANDB_PROJECT``, else the one wandb's settings files name (``wandb init`` writes them:
+    ``./wandb/settings``, then ``$WANDB_CONFIG_DIR/settings`` or ``~/.config/wandb/settings``),
+    else the name of the git repository that holds the program (with the program's folder
+    inside it: ``repo-sub_dir``), else None (W&B's "uncategorized")."""
     env = os.environ if env is None else env
     if env.get("WANDB_PROJECT"):
         return env["WANDB_PROJECT"]
-    program = workdir / (config.program or ".")
-    folder = program.parent if config.program else workdir
+    config_dir = Path(env.get("WANDB_CONFIG_DIR") or Path.home() / ".config" / "wandb")
+    for settings in (Path.cwd() / "wandb" / "settings", config_dir / "settings"):
+        named = _settings_project(settings)
+        if named:
+            return named
+    folder = (workdir / config.program).parent if config.program else workdir
     root = _git_root(folder.resolve())
     if root is None:
         return None
-    sub = os.path.relpath(folder.resolve(), root)
+    sub = os.path.relpath(folder.resolve(), root) if config.program else "."
     name = root.name if sub == "." else f"{root.name}-{sub}"
     return name.replace(os.sep, "_")
+
+
+def _settings_project(path: Path) -> str | None:
+    """The ``project`` of a wandb settings file's ``[default]`` section, if it names one."""
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError):
+        return None
+    return parser.get("default", "project", fallback=None) or None
 
 
 def _git_root(folder: Path) -> Path | None:
