@@ -33,3 +33,22 @@ def test_a_running_run_shows_its_latest_metric_from_its_agents_live_file(
     by_id = {r["id"]: r for r in json.loads(capsys.readouterr().out)["runs"]}
     assert by_id[running.id]["live_metric"] == 0.0303 and by_id[running.id]["metric"] is None
     assert "live_metric" not in by_id[quiet.id] and "live_metric" not in by_id[done.id]
+
+
+def test_a_sweep_that_met_its_target_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = {
+        "program": "train.py",
+        "method": "random",
+        "metric": {"name": "loss", "goal": "minimize", "target": 0.1},
+        "parameters": {"x": {"min": 0.0, "max": 1.0}},
+    }
+    sweep = make_sweep(tmp_path, raw)
+    sweep.finish(sweep.claim({"x": 0.5}), metric=0.05)
+    assert main(["status", sweep.id, "--dir", str(tmp_path)]) == 0
+    assert "no new run starts: metric loss reached target 0.1 in run sw1-0000 (0.05)" in (
+        " ".join(capsys.readouterr().out.split())
+    )
+    assert main(["status", sweep.id, "--json", "--dir", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["done_reason"].startswith("metric loss reached")

@@ -39,6 +39,7 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
         stalled_note,
         sweep_state,
     )
+    from sweepherd.search import done_reason
     from sweepherd.store import open_sweep
     from sweepherd.wandb import describe
 
@@ -48,6 +49,7 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
     config = store.config
     prog = progress(config, runs)
     jobs = _slurm_jobs(snap)
+    ended_by = None if snap.cancelled else done_reason(config, runs)  # run_cap, target
     wandb_note = describe(store)  # a `--backend wandb` sweep: its runs are on W&B
     alive = n_alive(store.heartbeats(), time.time())
     stalled = stalled_note(
@@ -75,6 +77,7 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
             ],
             "slurm_jobs": [dataclasses.asdict(row) for row in jobs.rows],
             "slurm_note": jobs.note,
+            "done_reason": ended_by,
             "agents_alive": alive,
             "stalled": stalled,
         }
@@ -94,6 +97,8 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
     if wandb_note:
         console.print(wandb_note, highlight=False, markup=False)
     console.print(progress_text(config, prog, runs))
+    if ended_by:
+        console.print(f"no new run starts: {ended_by}", style="green", highlight=False)
     if stalled:
         console.print(stalled, style="bold yellow", highlight=False, markup=False)
     if not runs:

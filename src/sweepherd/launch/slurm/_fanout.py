@@ -256,7 +256,11 @@ def _requeue(env: Mapping[str, str], sweep: str = "SWEEP") -> bool:
     if not _running(job_id):
         # Ending anyway (scancel, or killed at the time limit): Slurm shows it COMPLETING and
         # would honour a requeue even now (measured), bringing back a job the user cancelled.
-        log.warning("job %s is ending: not requeued; other agents resume its runs", job_id)
+        log.warning(
+            "job %s is ending (cancelled, or requeued by Slurm or by hand): not requeued from "
+            "here; its preempted runs resume when agents start (a requeued job's included)",
+            job_id,
+        )
         return False
     if _warned_at_start(job_id, env):
         return False
