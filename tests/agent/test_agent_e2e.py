@@ -336,6 +336,17 @@ def test_each_trial_sees_only_its_gpu(
         assert env["CUDA_VISIBLE_DEVICES"] == next(r.gpus for r in runs if r.id == run_id)
 
 
+def test_a_metric_logged_only_as_nan_is_named_so(
+    make_sweep: SweepFactory, start_agent, tmp_path: Path
+) -> None:
+    """A diverged run: 'never logged' would send the user looking for a typo."""
+    store = make_sweep({"x": {"values": [1]}, "nan_metric": {"value": True}})
+    assert start_agent(store, "-q", *FAST).wait(timeout=60) == 0
+    (run,) = _runs(store)
+    assert run.state is RunState.FINISHED and run.metric is None
+    assert run.reason == "metric 'loss' was only NaN, infinite or not a number"
+
+
 def test_failing_command_and_missing_metric_are_recorded_with_their_reasons(
     make_sweep: SweepFactory, start_agent, tmp_path: Path
 ) -> None:

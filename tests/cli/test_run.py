@@ -152,16 +152,17 @@ def test_a_run_lost_too_often_fails_the_sweep_with_the_reason(project: Path) -> 
     with store.transaction() as txn:
         runs = [txn.claim_new({"x": x}, agent="a1") for x in (1, 2, 3)]
     with store.transaction() as txn:
-        for run in runs[:2]:
-            txn.finish(run.id, 1, "finished", exit_code=0, metric=1.0)
+        txn.finish(runs[0].id, 1, "finished", exit_code=0, metric=1.0)
+        txn.finish(runs[1].id, 1, "finished", exit_code=0)  # no metric (NaN): said as well
         txn.mark_lost(runs[2].id, "its agent a1 was silent for 70 s")
     for attempt in range(2, MAX_LOSSES + 1):
         with store.transaction() as txn:
             txn.claim_again(runs[2].id, agent=f"a{attempt}")
             txn.mark_lost(runs[2].id, f"its agent a{attempt} was silent for 70 s")
     console = Console(file=io.StringIO())
-    with pytest.raises(RunsFailedError, match=f"1 of 3 runs failed .*lost {MAX_LOSSES} times"):
+    with pytest.raises(RunsFailedError, match=f"1 of 3 runs failed .*lost {MAX_LOSSES} times") as e:
         report_outcome(console, store, LocalOutcome(exit_codes=[0]))
+    assert "; 1 finished without a value of 'loss'" in str(e.value)
     assert f"failed: lost {MAX_LOSSES} times" in console.file.getvalue()  # type: ignore[attr-defined]
 
 

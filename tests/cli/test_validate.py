@@ -64,7 +64,15 @@ def test_a_valid_config_exits_0_with_a_summary(
     assert lines[3].split() == ["optimizer.momentum", "uniform", "0.8", "..", "0.99"]
     assert "  metric: minimize val_loss" in lines
     assert "  run_cap: 50" in lines
+    assert not any("note:" in line for line in lines)
     assert err == ""
+    # min_iter beside max_iter and s is valid, and ignored (as W&B ignores it): said so.
+    both = VALID.replace("min_iter: 3}", "min_iter: 100, max_iter: 9, s: 2}")
+    _write(tmp_path, both)
+    assert main(["validate", "sweep.yaml"]) == ExitStatus.OK
+    assert "  note: early_terminate.min_iter is ignored: max_iter and s set the bands" in (
+        capsys.readouterr().out
+    )
 
 
 def test_an_invalid_config_prints_every_problem_and_exits_3(

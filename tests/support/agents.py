@@ -43,7 +43,9 @@ if "kill_agent_x" in params and params.get("x") == params["kill_agent_x"]:
 time.sleep(float(params.get("sleep_s", 0)))
 if attempt == "1":
     time.sleep(float(params.get("sleep_first_s", 0)))
-if not params.get("no_metric"):
+if params.get("nan_metric"):
+    sweepherd.log({"loss": float("nan")})
+elif not params.get("no_metric"):
     sweepherd.log({"loss": float(params.get("x", 0)) ** 2})
 code = int(params.get("exit_code", 0))
 if code:

@@ -407,7 +407,10 @@ class Agent:
             return None  # another attempt owns the run's result now
         elif code == 0:
             state, reason = RunState.FINISHED, None
-            if metric_name and metric is None:
+            if metric_name and metric is None and trial.metrics.was_logged(metric_name):
+                ended = "ended as" if trial.metrics.metric_history(metric_name) else "was only"
+                reason = f"metric {metric_name!r} {ended} NaN, infinite or not a number"
+            elif metric_name and metric is None:
                 reason = f"metric {metric_name!r} was never logged"
                 if not trial.metrics.history and not wrote_wandb_log(trial):
                     reason += f" ({NOTHING_LOGGED})"

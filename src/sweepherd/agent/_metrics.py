@@ -174,6 +174,10 @@ class RunMetrics:
         """The run's result for ``name``: its summary value, as W&B would use it."""
         return metric_number(self.summary.get(_resolve(name, self.summary)))
 
+    def was_logged(self, name: str) -> bool:
+        """``name`` was logged at all (NaN, infinite or not a number included)."""
+        return _resolve(name, self.summary) in self.summary
+
     def metric_range(self, name: str) -> tuple[float, float] | None:
         """The lowest and highest value of ``name`` the run logged, its summary included (W&B's
         ``metric_extremum``: its bayes search learns from a run's best value); None if none."""

@@ -163,8 +163,11 @@ def report_outcome(console: Console, store: SweepStore, outcome: LocalOutcome) -
     missing = without_metric(config, runs)
     if failed:
         first = f"{failed[0].id}: {why_failed(failed[0])}"
+        also = ""
+        if missing and config.metric is not None:
+            also = f"; {len(missing)} finished without a value of {config.metric.name!r}"
         raise RunsFailedError(
-            f"{len(failed)} of {len(runs)} runs failed (first: {first})",
+            f"{len(failed)} of {len(runs)} runs failed (first: {first}){also}",
             hint=f"see `sweepherd status {store.path}` and the runs' stderr.log",
         )
     if missing and config.metric is not None:

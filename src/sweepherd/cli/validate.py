@@ -105,6 +105,12 @@ def summary(config: SweepConfig, source: str) -> str:
             f"min_iter={et.min_iter}" if et.max_iter is None else f"max_iter={et.max_iter} s={et.s}"
         )
         lines.append(f"  early_terminate: hyperband {bands} eta={et.eta:g} strict={et.strict}")
+        raw = config.raw.get("early_terminate")
+        if et.max_iter is not None and isinstance(raw, dict) and "min_iter" in raw:
+            lines.append(
+                "  note: early_terminate.min_iter is ignored: max_iter and s set the bands "
+                "(as in W&B); drop one of them"
+            )
     return "\n".join(lines)
 
 
