@@ -162,6 +162,7 @@ def init(
 ) -> None:
     """Write a cluster config and its CloudFormation template (no AWS call)."""
     from sweepherd.cloud.aws import (
+        ClusterConfigError,
         instance_spec,
         parse_cluster_config,
         template_json,
@@ -193,12 +194,36 @@ def init(
         chosen = gpu_image if spec is not None and spec.n_gpus else image
         if chosen:
             partition["image"] = chosen
-    config = parse_cluster_config(raw)
+    try:
+        config = parse_cluster_config(raw)
+    except ClusterConfigError as exc:  # name the flags, not the config keys they fill in
+        raise ClusterConfigError(
+            "the options do not make a valid cluster config:",
+            violations=[_as_flag(v) for v in exc.violations],
+            hint=exc.hint,
+        ) from None
     write_cluster_config(config, config_path)
     template = _template_path(config_path)
     template.write_text(template_json(config), encoding="utf-8")
     click.echo(f"wrote {config_path} and {template}")
     click.echo("next: sweepherd aws vpc   (or set vpc_id and subnet_ids in the config)")
+
+
+#: The init options that fill in each top-level key of the cluster config.
+_INIT_FLAGS = {
+    "name": "--name",
+    "region": "--region",
+    "key_name": "--key-name",
+    "ssh_cidr": "--ssh-cidr",
+    "partitions": "--partition",
+    "head_instance_type": "--head-instance-type",
+}
+
+
+def _as_flag(violation: str) -> str:
+    key, sep, rest = violation.partition(":")
+    top = key.split(".")[0].split("[")[0]
+    return f"{_INIT_FLAGS[top]} ({key}){sep}{rest}" if sep and top in _INIT_FLAGS else violation
 
 
 def _parse_partition(spec: str) -> dict[str, Any]:
@@ -421,7 +446,8 @@ def destroy(
         + ("deleted" if report.stack_deleted else "was not there")
     )
     click.echo("no instance of the cluster is left running.")
-    click.echo("the network stays; remove it with: sweepherd aws vpc --delete")
+    if config.vpc_id:  # a network `sweepherd aws vpc` made and not deleted yet
+        click.echo("the network stays; remove it with: sweepherd aws vpc --delete")
 
 
 # ------------------------------------------------------------------------------------------

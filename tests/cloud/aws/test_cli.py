@@ -99,6 +99,7 @@ def test_from_zero_to_a_cluster_and_back_to_nothing(
     status, out, err = run(capsys, "destroy", "--config", str(config_path), "--yes")
     assert status == 0, err
     assert "no instance of the cluster is left running" in out
+    assert "the network stays; remove it with: sweepherd aws vpc --delete" in out
     assert cluster_instances(session, "demo") == []
 
     status, out, err = run(capsys, "vpc", "--config", str(config_path), "--delete")
@@ -107,14 +108,20 @@ def test_from_zero_to_a_cluster_and_back_to_nothing(
     # the deleted network is no longer in the config, so deploy cannot aim at it
     gone = load_cluster_config(config_path)
     assert (gone.vpc_id, gone.subnet_ids) == ("", ())
+    status, out, err = run(capsys, "destroy", "--config", str(config_path), "--yes")
+    assert status == 0, err
+    assert "the network stays" not in out  # there is none left to remove
 
 
 @pytest.mark.parametrize(
     ("more", "expected"),
     [
-        (["--region", "useast1"], "region: 'useast1' is not an AWS region name"),
+        (["--region", "useast1"], "--region (region): 'useast1' is not an AWS region name"),
         (["--partition", "x:g5.12xlarge:2:gpus=2"], "g5.12xlarge has 4 GPUs, not 2"),
-        (["--partition", "z:c6i.large:0"], "partitions[2].max_nodes: 0 must be between 1 and"),
+        (
+            ["--partition", "z:c6i.large:0"],
+            "--partition (partitions[2].max_nodes): 0 must be between 1 and",
+        ),
         (["--ssh-cidr", "0.0.0.0/0"], "would open SSH to the whole internet"),
         (["--partition", "bad"], "--partition 'bad': expected NAME:TYPE:MAX_NODES"),
     ],
@@ -127,6 +134,17 @@ def test_init_refuses_bad_input_and_writes_nothing(
     assert status == ExitStatus.CLOUD
     assert expected in err
     assert not config_path.exists() and not (tmp_path / "cluster.template.json").exists()
+
+
+def test_init_without_a_region_names_the_flag(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config_path = tmp_path / "cluster.yaml"
+    args = init_args(config_path, "ami-0123456789abcdef0")
+    i = args.index("--region")
+    status, _, err = run(capsys, *args[:i], *args[i + 2 :])
+    assert status == ExitStatus.CLOUD
+    assert "--region (region): required" in err and not config_path.exists()
 
 
 def test_init_does_not_overwrite(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
