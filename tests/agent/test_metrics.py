@@ -146,3 +146,27 @@ def test_client_log_outside_a_sweep_is_a_no_op(tmp_path: Path) -> None:
     )
     assert out.stdout.strip() == "{'lr': 1}"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_wandbs_exit_record_counts_for_the_newest_attempts_log_only() -> None:
+    """An earlier attempt's run that ended (its exit record) says nothing of this attempt's."""
+    from sweepherd.wandb import MetricRow
+
+    class Rows:
+        def __init__(self, *batches: list[MetricRow]) -> None:
+            self.batches = list(batches)
+
+        def read_new(self) -> list[MetricRow]:
+            return self.batches.pop(0) if self.batches else []
+
+    earlier = [MetricRow({}, "start"), MetricRow({"loss": 1.0}, "history")]
+    source = Rows(
+        [*earlier, MetricRow({"exit_code": 0}, "exit"), MetricRow({}, "start")],
+        [MetricRow({"loss": 0.5}, "history"), MetricRow({"exit_code": 1}, "exit")],
+    )
+    metrics = RunMetrics([source])
+    metrics.update()
+    assert metrics.wandb_exit_code is None  # attempt 1 ended; this one has not yet
+    assert metrics.metric_value("loss") == 1.0 and "exit_code" not in metrics.summary
+    metrics.update()
+    assert metrics.wandb_exit_code == 1

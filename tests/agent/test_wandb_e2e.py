@@ -372,7 +372,7 @@ def test_with_wandb_disabled_the_missing_metric_says_why(agents: Agents) -> None
 
 def test_hyperband_stops_a_poor_run_from_what_wandb_logged(agents: Agents) -> None:
     store = agents.sweep(
-        {"mode": {"values": ["ok", "bad"]}},
+        {"mode": {"values": ["ok", "bad", "bad-finished"]}},
         early_terminate={"type": "hyperband", "min_iter": 1},
     )
     assert agents.start(store).wait(timeout=120) == 0  # "bad" would run forever otherwise
@@ -383,6 +383,10 @@ def test_hyperband_stops_a_poor_run_from_what_wandb_logged(agents: Agents) -> No
     assert bad.metric is not None and bad.metric >= 10 * LOSSES[-1]
     assert tracked(store, bad).history("val_loss")[0] == pytest.approx(10 * LOSSES[0])
     _assert_output_kept(store, bad)
+    # A run that had ended (wandb's exit record) when the stop came stays finished, as on W&B.
+    done = runs["bad-finished"]
+    assert (done.state, done.reason) == (RunState.FINISHED, None)
+    assert done.exit_code == -signal.SIGTERM and tracked(store, done).exit_code == 0
 
 
 def test_a_preempted_wandb_run_resumes_under_the_same_id(agents: Agents) -> None:

@@ -14,6 +14,8 @@ Its ``mode`` parameter picks a behaviour for the agent tests:
 - ``overfit``: asks wandb to summarise ``val_loss`` by its minimum (``define_metric``) and logs
   losses that fall, then rise again;
 - ``bad``: logs ten times the losses, then runs on forever (until it is stopped);
+- ``bad-finished``: a hundred times the losses, and ends its wandb run (``run.finish()``)
+  before running on (saving, evaluating);
 - ``dir`` / ``id``: as ``ok``, but passes ``dir="elsewhere"`` (a folder of its working
   directory) / an ``id=`` of its own to ``wandb.init``, as many scripts do, and keeps its run
   open 8 s longer (a real training run lasts longer than the agent takes to look for it).
@@ -62,6 +64,8 @@ for epoch, loss in enumerate(losses):
         wandb.log({"epoch": epoch, "val": {"loss": loss}})
     elif mode == "bad":
         wandb.log({"epoch": epoch, "val_loss": 10 * loss})
+    elif mode == "bad-finished":
+        wandb.log({"epoch": epoch, "val_loss": 100 * loss})
     else:
         wandb.log({"epoch": epoch, "val_loss": loss})
     if mode == "crash":
@@ -74,6 +78,10 @@ elif mode == "selfkill":
     print("killing myself", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 elif mode == "bad":
+    while True:
+        time.sleep(0.1)
+elif mode == "bad-finished":  # its run ends, then the script lingers (saving, evaluating)
+    run.finish()
     while True:
         time.sleep(0.1)
 elif mode in ("dir", "id"):

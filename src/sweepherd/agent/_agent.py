@@ -400,6 +400,10 @@ class Agent:
                 )
         elif cause is StopCause.CANCEL:
             state, reason = RunState.KILLED, "the sweep was cancelled"
+        elif cause is StopCause.EARLY and trial.metrics.wandb_exit_code == 0:
+            # Its run had ended (wandb's exit record written) before the stop reached it: on
+            # W&B it stays finished too.
+            state, reason = RunState.FINISHED, None
         elif cause is StopCause.EARLY:
             state, reason = RunState.STOPPED, "stopped early by hyperband"
         elif cause is StopCause.SUPERSEDED:

@@ -125,6 +125,9 @@ class RunMetrics:
     sources: list[MetricSource] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     errors: set[str] = field(default_factory=set)  # read errors already warned about
+    #: The exit code in wandb's exit record of the newest attempt's log (``wandb.finish``
+    #: done), None before it or when there is none.
+    wandb_exit_code: int | None = None
     _channels: dict[int, _Channel] = field(default_factory=dict)  # id(source) -> its rows
 
     @property
@@ -157,7 +160,13 @@ class RunMetrics:
             channel = self._channels.setdefault(id(source), _Channel())
             for upd in updates:
                 changed = True
-                if upd.kind == "history":
+                if upd.kind == "start":
+                    self.wandb_exit_code = None  # a later attempt's log begins
+                elif upd.kind == "exit":
+                    code = upd.values.get("exit_code")
+                    self.wandb_exit_code = code if isinstance(code, int) else None
+                    continue
+                elif upd.kind == "history":
                     channel.add(upd.values)
                 self.summary.update(upd.values)
         return changed

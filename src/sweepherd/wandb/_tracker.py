@@ -171,7 +171,9 @@ class MetricRow:
 
     def __init__(self, values: Mapping[str, Any], kind: str) -> None:
         self.values = values
-        self.kind = kind  # "history" (a logged step) or "summary" (a summary update)
+        # "history" (a logged step), "summary" (a summary update), "start" (an attempt's run
+        # record) or "exit" (wandb's exit record: values {"exit_code": n})
+        self.kind = kind
 
     def __repr__(self) -> str:
         return f"MetricRow({dict(self.values)!r}, kind={self.kind!r})"
@@ -194,6 +196,10 @@ class TransactionLogSource:
                 rows.append(MetricRow(event.values, "history"))
             elif isinstance(event, SummaryUpdate) and event.values:
                 rows.append(MetricRow(event.values, "summary"))
+            elif isinstance(event, RunStarted):
+                rows.append(MetricRow({}, "start"))
+            elif isinstance(event, RunExited):
+                rows.append(MetricRow({"exit_code": event.exit_code}, "exit"))
         return rows
 
 
