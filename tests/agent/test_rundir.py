@@ -28,6 +28,7 @@ def test_recording_an_attempts_logs_never_raises(
     monkeypatch.setattr(_rundir, "wandb_logs", stale)
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
-    trial = Trial(Run("s-0000", {}, RunState.RUNNING), Slot(0), process, RunMetrics(), 0.0)
-    _rundir.record_attempt(trial, tmp_path)
+    run = Run("s-0000", {}, RunState.RUNNING)
+    trial = Trial(run, Slot(0), process, RunMetrics(), 0.0, run_dir=tmp_path)
+    _rundir.record_attempt(trial)
     assert "could not record its attempt's wandb logs" in caplog.text

@@ -3,14 +3,13 @@ agents run it."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from support.agents import write_trial
+from support.cli import sweepherd
 from sweepherd.cli.main import main
 from sweepherd.errors import ExitStatus
 from sweepherd.runs import RunState
@@ -40,14 +39,7 @@ def test_create_starts_nothing_and_says_how_to_start_agents(
     assert store.snapshot().runs == {}
     assert not (store.path / "agents").exists() or not list((store.path / "agents").iterdir())
 
-    agent = subprocess.run(
-        [sys.executable, "-m", "sweepherd", "agent", str(path), "-q"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    agent = sweepherd("agent", str(path), "-q", cwd=tmp_path)
     assert agent.returncode == 0, agent.stderr
     runs = open_sweep(path, tmp_path).snapshot().runs.values()
     assert sorted((r.params["x"], r.state) for r in runs) == [

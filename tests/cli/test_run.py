@@ -18,23 +18,13 @@ import yaml
 from rich.console import Console
 
 from support.agents import marks, wait_for, write_trial
+from support.cli import sweepherd
 from sweepherd.cli.run import report_outcome
 from sweepherd.config import load_config
 from sweepherd.errors import ExitStatus, RunsFailedError
 from sweepherd.launch.local import LocalOutcome
 from sweepherd.runs import MAX_LOSSES, RunState
 from sweepherd.store import create_sweep, list_sweeps, open_sweep
-
-
-def sweepherd(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sweepherd", *args],
-        check=False,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def write_config(folder: Path, **raw: object) -> Path:
@@ -190,6 +180,19 @@ def test_an_unwritable_sweep_folder(project: Path, read_only_root: Path) -> None
     assert list(read_only_root.iterdir()) == []
 
 
+def _start_run(project: Path, *args: str, under: tuple[str, ...] = ()) -> subprocess.Popen[str]:
+    """``sweepherd run sweep.yaml ARGS`` (under a command such as ``nohup``) started in
+    ``project``, to be signalled while it runs."""
+    return subprocess.Popen(
+        [*under, sys.executable, "-m", "sweepherd", "run", "sweep.yaml", *args],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
 @pytest.mark.parametrize(
     "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name
 )
@@ -197,14 +200,7 @@ def test_ctrl_c_stops_gracefully_and_the_runs_resume(project: Path, sig: signal.
     """And so do a `kill`, `timeout` or a service manager (SIGTERM) and a closed terminal
     (SIGHUP): the agents run in sessions of their own and would go on with the sweep unseen."""
     write_config(project, parameters={"x": {"values": [1, 2]}, "sleep_first_s": {"value": 60}})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sweepherd", "run", "sweep.yaml", "--agents", "2"],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = _start_run(project, "--agents", "2")
     wait_for(lambda: len(marks(project)) == 2, what="both trials started")
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
@@ -222,14 +218,7 @@ def test_under_nohup_a_closed_terminal_does_not_stop_the_sweep(project: Path) ->
     """SIGHUP ignored on purpose (`nohup sweepherd run ...`) stays ignored; a later SIGTERM
     still stops the agents gracefully."""
     write_config(project, parameters={"x": {"values": [1]}, "sleep_first_s": {"value": 60}})
-    proc = subprocess.Popen(
-        ["nohup", sys.executable, "-m", "sweepherd", "run", "sweep.yaml"],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = _start_run(project, under=("nohup",))
     wait_for(lambda: len(marks(project)) == 1, what="the trial started")
     proc.send_signal(signal.SIGHUP)
     with pytest.raises(subprocess.TimeoutExpired):

@@ -4,14 +4,13 @@ chooses it, and given to every trial."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from support.agents import marks, write_trial
+from support.cli import sweepherd
 from sweepherd.config import parse_config
 from sweepherd.launch import prepare_sweep
 from sweepherd.launch._prepare import default_project
@@ -68,14 +67,7 @@ def test_trials_of_a_sweep_made_in_a_repository_log_to_its_project(
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "no-settings"))  # none of the user's
     store = prepare_sweep(repo / "sweep.yaml", repo / "sweeps")
     assert store.wandb_project == "vision"
-    agent = subprocess.run(
-        [sys.executable, "-m", "sweepherd", "agent", str(store.path), "-q"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    agent = sweepherd("agent", str(store.path), "-q", cwd=repo)
     assert agent.returncode == 0, agent.stderr
     assert len(marks(repo)) == 1
     (mark,) = (repo / "marks").iterdir()  # what the trial saw

@@ -382,7 +382,7 @@ class Agent:
         cause = trial.stop_cause
         run_dir = trial.run_dir
         # Which wandb logs this attempt wrote: a sync leaves out attempts after a run's result.
-        record_attempt(trial, run_dir)
+        record_attempt(trial)
         if cause is StopCause.PREEMPT and self._sweep_cancelled():
             # `sweepherd cancel` marks the sweep cancelled, then scancels its Slurm jobs: their
             # SIGTERM usually comes before this agent's next look at the journal.

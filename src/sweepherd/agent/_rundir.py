@@ -113,17 +113,21 @@ def link_logs_written_elsewhere(trials: Sequence[Trial], now: float) -> None:
         log.warning("could not look for wandb logs written outside the run folders: %s", exc)
 
 
+def _new_logs(trial: Trial) -> list[Path]:
+    """The run's wandb logs that appeared since the trial started (earlier attempts' not)."""
+    return [p for p in wandb_logs(trial.run_dir, trial.run.id) if p not in trial.logs_at_start]
+
+
 def wrote_wandb_log(trial: Trial) -> bool:
     """A wandb log of the trial's attempt is in its run folder (or was linked in): a new one
     that is not a later attempt's (as far as ``trial.attempt_logs`` can tell)."""
     if trial.wandb_log_seen:
         return True
     mine = trial.attempt_logs
-    new = [p for p in wandb_logs(trial.run_dir, trial.run.id) if p not in trial.logs_at_start]
-    return any(mine is None or mine(p) is not False for p in new)
+    return any(mine is None or mine(p) is not False for p in _new_logs(trial))
 
 
-def record_attempt(trial: Trial, run_dir: Path) -> None:
+def record_attempt(trial: Trial) -> None:
     """Write which wandb logs this attempt wrote (``sweepherd.wandb.record_attempt_logs``):
     those that appeared while it ran and were started on this machine after it was, by its
     process (with W&B's default command the trial's process is the one wandb runs in). Never
@@ -132,14 +136,13 @@ def record_attempt(trial: Trial, run_dir: Path) -> None:
     try:
         from sweepherd.wandb import logs_started_here, record_attempt_logs
 
-        new = [p for p in wandb_logs(run_dir, trial.run.id) if p not in trial.logs_at_start]
-        own = logs_started_here(new, since=trial.spawned_at, pid=trial.pid)
-        written = record_attempt_logs(run_dir, trial.run.attempt, own)
+        own = logs_started_here(_new_logs(trial), since=trial.spawned_at, pid=trial.pid)
+        written = record_attempt_logs(trial.run_dir, trial.run.attempt, own)
     except Exception as exc:
         log.warning("run %s: could not record its attempt's wandb logs: %s", trial.run.id, exc)
         return
     if not written:
-        log.warning("run %s: could not write its attempt record in %s", trial.run.id, run_dir)
+        log.warning("run %s: could not write its attempt record in %s", trial.run.id, trial.run_dir)
 
 
 def write_params(path: Path, params: Any) -> None:

@@ -73,7 +73,7 @@ class Trial:
 
     def note_later_attempt(self) -> None:
         """Another agent runs this run again: its logs must not count as this attempt's."""
-        if self.attempt_logs is not None and not self.attempt_logs.superseded:
+        if self.attempt_logs is not None:
             self.attempt_logs.note_later_attempt()
 
     @property

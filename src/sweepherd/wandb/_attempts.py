@@ -93,7 +93,10 @@ class AttemptLogs:
 
     def note_later_attempt(self) -> None:
         """A later attempt of the run exists: from now on only logs of this trial's processes
-        (those running now are remembered, as they may end before their log is looked at)."""
+        (those running now are remembered, as they may end before their log is looked at).
+        Told again, it does nothing: the agent tells it on every look at the journal."""
+        if self.superseded:
+            return
         self.superseded = True
         self._tree.update(descendants(self.pid))
 
