@@ -26,7 +26,7 @@ from sweepherd.cli.main import main
 from sweepherd.errors import ExitStatus
 from sweepherd.launch import prepare_sweep
 from sweepherd.launch.slurm import SCALE, SUBMIT, SbatchOptions, squeue_jobs, sweep_jobs
-from sweepherd.runs import RunState
+from sweepherd.runs import MAX_LOSSES, RunState
 from sweepherd.store import SweepStore
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -139,6 +139,30 @@ def test_a_finished_sweep_is_refused_but_one_with_runs_to_resume_is_not(
     with store.transaction() as txn:
         resumed = txn.claim_again(second.id, agent="b")
         txn.finish(resumed.id, resumed.attempt, "finished", exit_code=0, metric=4.0)
+    assert main(["scale", str(store.path), "-N", "1", "--dry-run"]) == ExitStatus.LAUNCH
+    assert capsys.readouterr().err.startswith(
+        f"error: sweep {store.sweep_id} is finished (all 2 grid points have run): "
+    )
+
+
+def test_a_sweep_whose_last_runs_were_given_up_is_finished(
+    store: SweepStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # x=2 was lost MAX_LOSSES times: no agent will start it again, so more agents would only
+    # start, find nothing and end (the views count it as settled, "given up", too).
+    with store.transaction() as txn:
+        first = txn.claim_new({"x": 1}, agent="a")
+        txn.finish(first.id, 1, "finished", exit_code=0, metric=1.0)
+        lost = txn.claim_new({"x": 2}, agent="a")
+    for attempt in range(1, MAX_LOSSES + 1):
+        with store.transaction() as txn:
+            if attempt > 1:
+                txn.claim_again(lost.id, agent=f"a{attempt}")
+            assert txn.mark_lost(lost.id, "agent silent")
+        if attempt < MAX_LOSSES:
+            assert main(["scale", str(store.path), "-N", "1", "--dry-run"]) == 0
+            capsys.readouterr()
+    assert store.snapshot().runs[lost.id].gave_up
     assert main(["scale", str(store.path), "-N", "1", "--dry-run"]) == ExitStatus.LAUNCH
     assert capsys.readouterr().err.startswith(
         f"error: sweep {store.sweep_id} is finished (all 2 grid points have run): "

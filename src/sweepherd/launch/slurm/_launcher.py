@@ -309,15 +309,16 @@ def recorded_job_ids(snapshot: Snapshot) -> list[str]:
 def finished_reason(store: SweepStore, snapshot: Snapshot) -> str | None:
     """Why the sweep can have no more work (``"was cancelled"``...), or None if it may.
 
-    A sweep is over when it is cancelled, or when every run has ended for good and the search
-    has nothing new to give (run cap or metric target reached, grid exhausted).
+    A sweep is over when it is cancelled, or when every run has ended for good (given-up runs
+    included: no agent starts them again) and the search has nothing new to give (run cap or
+    metric target reached, grid exhausted).
     """
     from sweepherd.search import done_reason, suggest
 
     if snapshot.cancelled:
         return "was cancelled"
     runs = list(snapshot.runs.values())
-    if any(not r.state.is_terminal for r in runs):
+    if any(not (r.state.is_terminal or r.gave_up) for r in runs):
         return None  # running, or preempted/lost and waiting to be run again
     config = store.config
     reason = done_reason(config, runs)
