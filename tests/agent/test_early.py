@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -82,6 +83,10 @@ def _own_trial(store: SweepStore, run_id: str, proc: subprocess.Popen[bytes], va
     return trial
 
 
+def _stopped(early: EarlyTermination, trial: Trial, store: SweepStore) -> list[Trial]:
+    return [t for t, _ in early.to_stop([trial], store.snapshot())]
+
+
 def test_own_trial_is_judged_against_the_live_files_of_other_runs(store, sleeper):
     mine, a, b = _claim(store, 3)
     trial = _own_trial(store, mine, sleeper, [1.0, 0.9])
@@ -89,7 +94,13 @@ def test_own_trial_is_judged_against_the_live_files_of_other_runs(store, sleeper
     assert early.to_stop([trial], store.snapshot()) == []  # alone: its own value is the threshold
     _write_live(store, a, [0.5, 0.4])
     _write_live(store, b, [0.6, 0.45, 0.3])
-    assert early.to_stop([trial], store.snapshot()) == [trial]  # 0.9 > sorted[.4 .45 .9][1]
+    assert early.to_stop([trial], store.snapshot()) == [
+        (
+            trial,
+            "stopped early by hyperband: loss 0.9 after 2 values was worse than 0.45, the "
+            "cut-off among the 3 runs that got as far",
+        )
+    ]  # 0.9 > sorted[.4 .45 .9][1]
     trial.stop_cause = StopCause.EARLY
     assert early.to_stop([trial], store.snapshot()) == []  # already stopping
 
@@ -116,7 +127,7 @@ def test_a_live_file_is_parsed_again_only_when_it_changed(store, sleeper):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert early.to_stop([trial], store.snapshot()) == []
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
-    assert early.to_stop([trial], store.snapshot()) == [trial]
+    assert _stopped(early, trial, store) == [trial]
 
 
 def test_an_ended_run_is_read_once_and_kept(store, sleeper):
@@ -127,9 +138,9 @@ def test_an_ended_run_is_read_once_and_kept(store, sleeper):
     with store.transaction() as txn:
         txn.record(RunResult(other, 1, RunState.FINISHED, 0, 0.1))
     early = EarlyTermination(store, LIVE_FILE)
-    assert early.to_stop([trial], store.snapshot()) == [trial]
+    assert _stopped(early, trial, store) == [trial]
     path.unlink()  # an ended run's history cannot change: it is not looked at again
-    assert early.to_stop([trial], store.snapshot()) == [trial]
+    assert _stopped(early, trial, store) == [trial]
     assert other in early._ended
 
 
@@ -176,9 +187,17 @@ def test_real_agents_stop_the_poor_runs_early_and_let_the_good_ones_finish(
     assert max(finished) < min(stopped), states
     for q in stopped:
         run = runs[q]
-        assert run.reason == "stopped early by hyperband"
+        said = re.fullmatch(
+            r"stopped early by hyperband: loss (\S+) after (\d+) values was worse than (\S+), "
+            r"the cut-off among the (\d+) runs that got as far",
+            run.reason or "",
+        )
+        assert said is not None, run.reason
+        value, band, cut_off = float(said[1]), int(said[2]), float(said[3])
         live = json.loads((store.run_dir(run.id) / LIVE_FILE).read_text())
         assert 3 <= live["n"] < 20  # judged at a band, then cut short
+        assert band in (3, 6, 12) and band <= live["n"] and int(said[4]) >= 2
+        assert value == pytest.approx(live["history"][band - 1], rel=1e-5) and value > cut_off
         assert run.metric == live["last"]  # the value it had when stopped
     for q in finished:
         assert json.loads((store.run_dir(runs[q].id) / LIVE_FILE).read_text())["n"] == 20

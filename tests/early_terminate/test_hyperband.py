@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sweepherd.config import EarlyTerminate, SweepConfig, parse_config
-from sweepherd.early_terminate import bands, thresholds, to_stop
+from sweepherd.early_terminate import Stop, bands, stops, thresholds, to_stop
 from sweepherd.errors import ConfigError
 
 _RUNNING = "running"
@@ -93,6 +93,25 @@ def test_strict_judges_the_value_at_the_band_not_the_best_so_far(strict, expecte
     # band 2: .4 .45 .5 .55 .7 .8 1.1 -> sorted[int(7 / 2)] = .55; band 4: .3 .5 .9 -> [1] = .5
     assert thresholds([2, 4, 8], list(histories.values()), 2) == [0.55, 0.5, math.inf]
     assert _ours(raw, histories, states) == expected == _wandb_stops(raw, histories, states)
+
+
+def test_each_stop_says_what_was_compared_in_the_metrics_own_sign():
+    histories = {"a": [0.9, 0.8, 0.7], "b": [0.5, 0.4], "c": [0.1, 0.2, 0.3]}
+    strict = parse_config(_raw({"min_iter": 1, "eta": 2}, goal="maximize"))
+    # band 2: .8 .4 .2 (negated: -.8 -.4 -.2) -> sorted[int(3 / 2)] = -.4, i.e. 0.4
+    assert stops(strict, histories, {"a", "c"}) == {"c": Stop(2, 0.2, 0.4, 3, strict=True)}
+    assert stops(strict, histories, {"c"})["c"].describe("acc") == (
+        "stopped early by hyperband: acc 0.2 after 2 values was worse than 0.4, the cut-off "
+        "among the 3 runs that got as far"
+    )
+    loose = parse_config(_raw({"min_iter": 1, "eta": 2, "strict": False}, goal="maximize"))
+    # band 1: .9 .5 .1 -> .5 (c's best .3 is worse); band 2 is c's highest: its best .3 < .4
+    assert stops(loose, histories, {"c"}) == {"c": Stop(2, 0.3, 0.4, 3, strict=False)}
+    assert (
+        stops(loose, histories, {"c"})["c"]
+        .describe("acc")
+        .startswith("stopped early by hyperband: best acc 0.3 after 2 values")
+    )
 
 
 def test_maximize_negates_the_values():

@@ -405,7 +405,7 @@ class Agent:
             # W&B it stays finished too.
             state, reason = RunState.FINISHED, None
         elif cause is StopCause.EARLY:
-            state, reason = RunState.STOPPED, "stopped early by hyperband"
+            state, reason = RunState.STOPPED, trial.stop_reason or "stopped early by hyperband"
         elif cause is StopCause.SUPERSEDED:
             log.info("run %s: this attempt was superseded; its result is dropped", trial.run.id)
             return None  # another attempt owns the run's result now
@@ -524,8 +524,8 @@ class Agent:
                 log.warning("run %s was taken over by another attempt; stopping", trial.run.id)
                 trial.request_stop(StopCause.SUPERSEDED, self.opts.stop_grace_s)
         if self._early is not None and not snap.cancelled:
-            for trial in self._early.to_stop(self._trials.values(), snap):
-                trial.request_stop(StopCause.EARLY, self.opts.stop_grace_s)
+            for trial, reason in self._early.to_stop(self._trials.values(), snap):
+                trial.request_stop(StopCause.EARLY, self.opts.stop_grace_s, reason=reason)
 
     def _look_for_later_attempts(self, trials: Sequence[Trial]) -> Snapshot | None:
         """The journal as it is now, each of ``trials`` whose run a later attempt has taken

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sweepherd.agent._trial import Trial
-from sweepherd.early_terminate import bands, to_stop
+from sweepherd.early_terminate import bands, stops
 from sweepherd.errors import AgentError
 from sweepherd.live_metric import read_live
 from sweepherd.runs import Run
@@ -46,8 +46,9 @@ class EarlyTermination:
         self._seen: dict[str, tuple[tuple[int, int], list[float]]] = {}  # stat key, history
         self._ended: dict[str, list[float]] = {}  # runs that ended: their final history
 
-    def to_stop(self, trials: Iterable[Trial], snap: Snapshot) -> list[Trial]:
-        """The trials in ``trials`` to stop now (those already stopping are left out)."""
+    def to_stop(self, trials: Iterable[Trial], snap: Snapshot) -> list[tuple[Trial, str]]:
+        """The trials in ``trials`` to stop now (those already stopping are left out), each
+        with the reason its run records."""
         own = {t.run.id: t for t in trials if t.stop_cause is None}
         histories: dict[str, list[float]] = {
             run_id: t.metrics.metric_history(self.metric) for run_id, t in own.items()
@@ -59,16 +60,13 @@ class EarlyTermination:
                 history = self._history(run)
                 if history:
                     histories[run.id] = history
-        chosen = to_stop(self.config, histories, own.keys())
-        for run_id in sorted(chosen):
-            log.info(
-                "run %s stopped early by hyperband after %d values of %s (last %g)",
-                run_id,
-                len(histories[run_id]),
-                self.metric,
-                histories[run_id][-1],
-            )
-        return [own[run_id] for run_id in sorted(chosen)]
+        chosen = stops(self.config, histories, own.keys())
+        out: list[tuple[Trial, str]] = []
+        for run_id, stop in sorted(chosen.items()):
+            reason = stop.describe(self.metric)
+            log.info("run %s %s", run_id, reason)
+            out.append((own[run_id], reason))
+        return out
 
     def _history(self, run: Run) -> list[float]:
         """Another run's history, from its ``live.json`` when that changed."""

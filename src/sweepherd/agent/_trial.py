@@ -52,6 +52,7 @@ class Trial:
     metrics: RunMetrics
     started_monotonic: float
     stop_cause: StopCause | None = None
+    stop_reason: str | None = None  # why it was asked to stop, in words (for its run's record)
     stop_deadline: float | None = None  # monotonic time at which SIGKILL follows SIGTERM
     pidfd: int | None = None
     died_at: float | None = None  # monotonic time it was seen dead of an outside signal
@@ -122,7 +123,7 @@ class Trial:
             return _REAPED
         return None if info is None else info.si_code
 
-    def request_stop(self, cause: StopCause, grace_s: float) -> None:
+    def request_stop(self, cause: StopCause, grace_s: float, *, reason: str | None = None) -> None:
         """SIGTERM the group now, SIGKILL it after ``grace_s`` if still alive (see :meth:`tick`).
 
         A trial that has already ended keeps no cause: its exit status says how it ended (an
@@ -131,6 +132,7 @@ class Trial:
         """
         if self.stop_cause is None and not self.has_ended():
             self.stop_cause = cause
+            self.stop_reason = reason
         self.end_group(grace_s)
 
     def group_alive(self) -> bool:

@@ -10,6 +10,6 @@ order (the agent publishes it in ``runs/<id>/live.json``).
 {'c'}
 """
 
-from sweepherd.early_terminate._hyperband import bands, thresholds, to_stop
+from sweepherd.early_terminate._hyperband import Stop, bands, stops, thresholds, to_stop
 
-__all__ = ["bands", "thresholds", "to_stop"]
+__all__ = ["Stop", "bands", "stops", "thresholds", "to_stop"]

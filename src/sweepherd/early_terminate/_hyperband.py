@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 from sweepherd.config._model import EarlyTerminate, SweepConfig
 from sweepherd.errors import ConfigError
@@ -29,6 +30,25 @@ from sweepherd.errors import ConfigError
 N_MIN_ITER_BANDS = 100
 #: No run logs this many values: bands beyond it change no decision, so they are not made.
 NEVER_REACHED = 2**62
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why hyperband stops a run: its value at a band was worse than the band's threshold."""
+
+    band: int  # the number of logged values it was compared at
+    value: float  # its value there (``strict``) or its best so far, in the metric's own sign
+    threshold: float  # the band's threshold, in the metric's own sign
+    n_compared: int  # how many runs of the sweep had logged that many values
+    strict: bool
+
+    def describe(self, metric: str) -> str:
+        """One sentence for the run's record: what was compared with what."""
+        what = f"{metric} {self.value:g}" if self.strict else f"best {metric} {self.value:g}"
+        return (
+            f"stopped early by hyperband: {what} after {self.band} values was worse than "
+            f"{self.threshold:g}, the cut-off among the {self.n_compared} runs that got as far"
+        )
 
 
 def to_stop(
@@ -42,9 +62,18 @@ def to_stop(
     values of ``config.metric.name`` in log order; all of them set the thresholds. Only runs in
     ``running`` can be stopped. Without ``early_terminate`` nothing is stopped.
     """
+    return set(stops(config, histories, running))
+
+
+def stops(
+    config: SweepConfig,
+    histories: Mapping[str, Sequence[float]],
+    running: Collection[str],
+) -> dict[str, Stop]:
+    """:func:`to_stop` with the comparison behind each decision."""
     et = config.early_terminate
     if et is None:
-        return set()
+        return {}
     if config.metric is None:
         raise ConfigError(
             "early_terminate needs a metric to compare runs by",
@@ -54,7 +83,7 @@ def to_stop(
     clean = {run_id: _lower_is_better(h, sign) for run_id, h in histories.items()}
     band_list = bands(et)
     limits = thresholds(band_list, clean.values(), et.eta)
-    stop: set[str] = set()
+    out: dict[str, Stop] = {}
     for run_id in running:
         history = clean.get(run_id)
         if not history:
@@ -63,10 +92,12 @@ def to_stop(
         if not reached:
             continue
         i = reached[-1]
-        value = history[band_list[i] - 1] if et.strict else min(history)
+        band = band_list[i]
+        value = history[band - 1] if et.strict else min(history)
         if value > limits[i]:
-            stop.add(run_id)
-    return stop
+            n_compared = sum(len(h) >= band for h in clean.values())
+            out[run_id] = Stop(band, sign * value, sign * limits[i], n_compared, et.strict)
+    return out
 
 
 def bands(et: EarlyTerminate) -> list[int]:
