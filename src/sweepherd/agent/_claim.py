@@ -20,7 +20,7 @@ hundreds of agents costs a few lock holds instead of hundreds. Serving a batch:
    ``metric.impute_while_running``, running runs carry their metric so far (their agents'
    ``live.json``).
 
-A suggestion may be slow (bayes's GP phase takes up to a second a point), and the lock must
+A suggestion may be slow (bayes's GP phase takes about a second a point), and the lock must
 not be held for long: past its stale time other agents would break it, the holder's write
 would be refused, and the same batch would be computed again and again. So the holder makes
 one point, and asks for the rest in one call only if that fits in :data:`SUGGEST_BUDGET_S`;

@@ -7,8 +7,10 @@ The default, :func:`auto_sampler`, picks the model by how much the sweep knows:
    included, so parallel agents spread out;
 2. up to :data:`GP_MAX_FINISHED` finished runs, when torch can be imported: Optuna's
    ``GPSampler`` (a Gaussian process with log expected improvement; pending runs enter as
-   q-batch points, so it does not propose again where a parallel agent already is). It is the
-   strongest model on short histories, and its cost grows with the history;
+   q-batch points, so it does not propose again where a parallel agent already is), with the
+   expected improvement averaged over draws of the kernel's parameters instead of one fit
+   (``_marginal_gp.py``). It is the strongest model on short histories, and its cost grows
+   with the history;
 3. otherwise: Optuna's multivariate TPE with the constant liar, whose cost grows slowly.
 
 Kept apart from ``_bayes.py`` so that importing :mod:`sweepherd.search` does not import Optuna.
@@ -40,10 +42,17 @@ def tpe_sampler(seed: int, space: Mapping[str, BaseDistribution]) -> BaseSampler
 
 
 def gp_sampler(seed: int, space: Mapping[str, BaseDistribution]) -> BaseSampler:
-    """Optuna's GP sampler (needs torch)."""
-    return KnownSpaceGPSampler(
-        space, seed=seed, n_startup_trials=N_STARTUP, warn_independent_sampling=False
-    )
+    """Optuna's GP sampler (needs torch), its acquisition averaged over kernel-parameter
+    draws where the installed Optuna allows it (``_marginal_gp.py``)."""
+    cls: type[KnownSpaceGPSampler] = KnownSpaceGPSampler
+    try:
+        from sweepherd.search import _marginal_gp  # imports torch and Optuna's GP internals
+    except ImportError:  # an Optuna whose GP internals are laid out otherwise
+        pass
+    else:
+        if _marginal_gp.hook_available():
+            cls = _marginal_gp.MarginalGPSampler
+    return cls(space, seed=seed, n_startup_trials=N_STARTUP, warn_independent_sampling=False)
 
 
 def auto_sampler(seed: int, space: Mapping[str, BaseDistribution]) -> BaseSampler:

@@ -46,7 +46,8 @@ def warm_up(config: SweepConfig) -> None:
         from sweepherd.search import _samplers, _study  # Optuna, and its samplers
 
         del _study
-        _samplers.torch_available()  # imports torch once, if it is installed
+        if _samplers.torch_available():  # imports torch once, if it is installed
+            _samplers.gp_sampler(0, {})  # and Optuna's GP internals the GP phase uses
 
 
 def done_reason(config: SweepConfig, runs: Sequence[Run]) -> str | None:
