@@ -7,8 +7,9 @@ scale, and expected improvement then barely explores along it. Here the acquisit
 expected improvement averaged over :data:`N_DRAWS` draws of the kernel parameters from their
 posterior (Snoek, Larochelle and Adams 2012, "integrated acquisition"); each draw's
 acquisition is Optuna's (log-EI, or q-batch log-EI over the pending runs, so parallel agents
-still spread out), computed here for all draws at once and tested equal to Optuna's own. The draws come from a random-walk Metropolis chain in log space
-started at Optuna's fit, under Optuna's priors, seeded from the sampler's seed.
+still spread out), computed here for all draws at once and tested equal to Optuna's own. The
+draws come from a random-walk Metropolis chain in log space started at Optuna's fit, under
+Optuna's priors, seeded from the sampler's seed.
 
 Measured in ``bench/search_quality.py`` (bench/README.md): on Hartmann-6 with four runs
 pending it finds the global basin within 50 runs about half again as often as the single fit,
