@@ -35,6 +35,7 @@ from sweepherd.launch.slurm._commands import (
 )
 from sweepherd.launch.slurm._options import SbatchOptions
 from sweepherd.launch.slurm._render import render_scale, render_submit
+from sweepherd.runs import RunState
 from sweepherd.store import Snapshot, SweepStore, new_sweep_id
 
 log = logging.getLogger(__name__)
@@ -318,7 +319,7 @@ def finished_reason(store: SweepStore, snapshot: Snapshot) -> str | None:
     if snapshot.cancelled:
         return "was cancelled"
     runs = list(snapshot.runs.values())
-    if any(not (r.state.is_terminal or r.gave_up) for r in runs):
+    if any(r.state is RunState.RUNNING or r.will_run_again for r in runs):
         return None  # running, or preempted/lost and waiting to be run again
     config = store.config
     reason = done_reason(config, runs)
