@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sweepherd.live_metric import LiveMetric, live_document, read_live
+from sweepherd.live_metric import LIVE_FILE, LiveMetric, live_document, read_live, read_running
+from sweepherd.runs import Run, RunState
 
 
 def test_a_live_document_reads_back(tmp_path: Path) -> None:
@@ -43,3 +44,24 @@ def test_a_missing_or_half_written_file_cannot_be_read_yet(tmp_path: Path) -> No
     assert read_live(path, "loss") is None
     path.write_text('{"metric": "loss", "hist')
     assert read_live(path, "loss") is None
+
+
+def test_only_running_runs_with_a_readable_file_are_read(tmp_path: Path) -> None:
+    runs = [
+        Run("a", {}, RunState.RUNNING),
+        Run("b", {}, RunState.RUNNING),  # no file yet
+        Run("c", {}, RunState.FINISHED),  # its file is left as it was: not read
+    ]
+    for run_id in ("a", "c"):
+        (tmp_path / run_id).mkdir()
+        doc = live_document(run_id, 1, "loss", [0.5, 0.3], 0.3)
+        (tmp_path / run_id / LIVE_FILE).write_bytes(doc)
+    assert read_running(runs, lambda run_id: tmp_path / run_id, "loss") == {
+        "a": LiveMetric([0.5, 0.3], 0.3)
+    }
+
+
+def test_the_latest_value_is_the_last_logged_else_the_summary() -> None:
+    assert LiveMetric([0.5, 0.3], 0.9).latest == 0.3
+    assert LiveMetric([], 0.9).latest == 0.9
+    assert LiveMetric([]).latest is None

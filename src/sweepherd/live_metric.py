@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweepherd.runs import finite_number, logged_range
+from sweepherd.runs import Run, RunState, finite_number, logged_range
 
 #: The file in a run folder where the agent publishes the run's metric while it runs.
 LIVE_FILE = "live.json"
@@ -36,6 +36,11 @@ class LiveMetric:
     def range(self) -> tuple[float, float] | None:
         """The lowest and highest value logged so far, the summary included."""
         return logged_range(self.history, self.last)
+
+    @property
+    def latest(self) -> float | None:
+        """The value logged last (the summary value when no history was kept)."""
+        return self.history[-1] if self.history else self.last
 
 
 def live_document(
@@ -66,3 +71,18 @@ def read_live(path: Path, metric: str) -> LiveMetric | None:
     raw = doc.get("history")
     numbers = map(finite_number, raw) if isinstance(raw, list) else ()
     return LiveMetric([v for v in numbers if v is not None], finite_number(doc.get("last")))
+
+
+def read_running(
+    runs: Iterable[Run], run_path: Callable[[str], Path], metric: str
+) -> dict[str, LiveMetric]:
+    """The live view of ``metric`` of each running run in ``runs``, by run id; runs whose file
+    cannot be read (not written yet, or being replaced) are left out. ``run_path`` gives a
+    run's folder (``SweepStore.run_path``)."""
+    views = {}
+    for run in runs:
+        if run.state is RunState.RUNNING:
+            live = read_live(run_path(run.id) / LIVE_FILE, metric)
+            if live is not None:
+                views[run.id] = live
+    return views

@@ -40,7 +40,7 @@ from typing import Any
 from numpy.random import default_rng  # eagerly: a lazy import would cost the holder 10 ms
 
 from sweepherd.config import SweepConfig
-from sweepherd.live_metric import LIVE_FILE, read_live
+from sweepherd.live_metric import read_running
 from sweepherd.runs import Run, RunState
 from sweepherd.search import done_reason, suggest, warm_up
 from sweepherd.store import (
@@ -200,13 +200,8 @@ def _live_ranges(
     metric = config.metric
     if config.method != "bayes" or metric is None or metric.impute_while_running is None:
         return {}
-    ranges = {}
-    for run in runs:
-        if run.state is RunState.RUNNING:
-            live = read_live(store.run_path(run.id) / LIVE_FILE, metric.name)
-            if live is not None and live.range is not None:
-                ranges[run.id] = live.range
-    return ranges
+    views = read_running(runs, store.run_path, metric.name)
+    return {run_id: found for run_id, live in views.items() if (found := live.range) is not None}
 
 
 def _with_range(run: Run, ranges: dict[str, tuple[float, float]]) -> Run:

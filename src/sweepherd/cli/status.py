@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sweepherd.cli._common import sweep_argument
-from sweepherd.runs import Run, RunState
+from sweepherd.runs import Run
 
 if TYPE_CHECKING:
     from sweepherd.monitor import SlurmPanel
@@ -117,20 +117,13 @@ def status(sweep: str, root: Path, as_json: bool, show_all: bool) -> None:
 
 def _live_values(store: SweepStore, runs: list[Run]) -> dict[str, float]:
     """The metric each running run has logged last, as its agent's live file says."""
-    from sweepherd.live_metric import LIVE_FILE, read_live
+    from sweepherd.live_metric import read_running
 
     metric = store.config.metric
     if metric is None:
         return {}
-    values = {}
-    for run in runs:
-        if run.state is not RunState.RUNNING:
-            continue
-        seen = read_live(store.run_path(run.id) / LIVE_FILE, metric.name)
-        latest = None if seen is None else (seen.history[-1] if seen.history else seen.last)
-        if latest is not None:
-            values[run.id] = latest
-    return values
+    views = read_running(runs, store.run_path, metric.name)
+    return {run_id: value for run_id, live in views.items() if (value := live.latest) is not None}
 
 
 def _slurm_jobs(snap: Snapshot) -> SlurmPanel:
