@@ -78,8 +78,9 @@ def test_draws_are_reproducible_distinct_and_near_the_fit():
     assert len({tuple(r) for r in draws}) >= 6  # the chain moves (some draws may repeat)
     # A posterior draw sits below the mode's density, by about half the number of parameters
     # for a Gaussian posterior (5 here); one stuck at the mode or wandered off would not.
-    mode = _marginal_gp._log_density(fitted, _raw(fitted))
-    densities = [_marginal_gp._log_density(fitted, r) for r in draws]
+    density = _marginal_gp._LogDensity(fitted)
+    mode = density(_raw(fitted))
+    densities = [density(r) for r in draws]
     assert all(d <= mode + 1.0 for d in densities), (mode, densities)
     assert mode - 15 < float(np.mean(densities)) < mode - 0.5, (mode, densities)
     # x0 carries most of the signal: every draw keeps its length scale the shortest (its
