@@ -88,6 +88,27 @@ def test_draws_are_reproducible_distinct_and_near_the_fit():
     assert all(np.argmax(r[:3]) == 0 for r in draws)
 
 
+def test_a_fit_at_the_noise_floor_still_gives_distinct_draws():
+    # A smooth deterministic function: the fit puts the noise so close to its floor that the
+    # log of the excess was beyond the chain's limit, so every proposal was refused and all
+    # the draws were the fit itself (the averaging silently off).
+    x = np.random.RandomState(1).rand(40, 2)
+    y = (x[:, 0] - 0.3) ** 2 + 2 * (x[:, 1] - 0.6) ** 2
+    fitted = optuna_gp.fit_kernel_params(
+        X=x,
+        Y=(y.mean() - y) / y.std(),
+        is_categorical=np.zeros(2, dtype=bool),
+        log_prior=optuna_prior.default_log_prior,
+        minimum_noise=optuna_prior.DEFAULT_MINIMUM_NOISE_VAR,
+        deterministic_objective=False,
+    )
+    above_floor = fitted.noise_var.item() - optuna_prior.DEFAULT_MINIMUM_NOISE_VAR
+    assert math.log(above_floor) < -_marginal_gp._RAW_LIMIT  # where the chain used to start
+    draws = posterior_draws(fitted, 8, np.random.RandomState(0))
+    assert len({tuple(r) for r in draws}) >= 6
+    assert np.all(np.abs(draws) < _marginal_gp._RAW_LIMIT)
+
+
 def _optuna_gp(fitted: Any, raw: np.ndarray) -> Any:
     """Optuna's own GP for one draw."""
     t = torch.from_numpy(raw)

@@ -84,14 +84,16 @@ def posterior_draws(
     noise above Optuna's minimum; the chain runs on those logs, so its target density carries
     the log's Jacobian.
     """
+    floor = optuna_prior.DEFAULT_MINIMUM_NOISE_VAR
     theta = np.concatenate(
         [
             np.log(fitted.inverse_squared_lengthscales.detach().numpy()),
             [
                 math.log(fitted.kernel_scale.item()),
-                math.log(
-                    max(fitted.noise_var.item() - optuna_prior.DEFAULT_MINIMUM_NOISE_VAR, 1e-12)
-                ),
+                # A fit at the noise floor (a deterministic function) has almost nothing
+                # above it; a start beyond _RAW_LIMIT would leave the chain stuck at the fit,
+                # so it starts at most the floor's own size above the floor.
+                math.log(max(fitted.noise_var.item() - floor, floor)),
             ],
         ]
     )
