@@ -100,6 +100,23 @@ def test_a_yaml_syntax_error_gives_line_and_column(tmp_path: Path) -> None:
     assert caught.value.violations == []
 
 
+def test_a_macro_in_a_flow_style_command_says_to_quote_it(tmp_path: Path) -> None:
+    text = "program: t.py\nmethod: grid\ncommand: [python, ${program}]\nparameters: {x: {value: 1}}"
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, text))
+    assert str(caught.value).startswith(f"{tmp_path / 'sweep.yaml'}: line 3, column 20: ")
+    assert caught.value.hint is not None and '("${program}")' in caught.value.hint
+    quoted = text.replace("${program}", '"${program}"')
+    assert load_config(_write(tmp_path, quoted)).command == ("python", "${program}")
+
+
+def test_other_yaml_errors_get_no_macro_hint(tmp_path: Path) -> None:
+    path = _write(tmp_path, "method: grid\nparameters:\n  x: {values: [1, 2]\n  y: 3\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.hint is None
+
+
 def test_a_tab_indent_is_a_yaml_error_with_its_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "method: grid\nparameters:\n\tx: {value: 1}\n")
     with pytest.raises(ConfigError, match=r": line 3, column 1: found character '\\t'"):

@@ -156,13 +156,27 @@ def parse_text(text: str, source: str) -> tuple[object, list[Problem]]:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(f"{source}: {where}{what}") from None
+        raise ConfigError(f"{source}: {where}{what}", hint=_macro_hint(text, mark, what)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: invalid YAML: {exc}") from None
     finally:
         loader.dispose()
     _check_acyclic(data, source)
     return data, duplicates
+
+
+def _macro_hint(text: str, mark: yaml.Mark | None, problem: str) -> str | None:
+    """Advice when the YAML error is a command macro (``${program}``) in a flow sequence,
+    where ``{`` opens a mapping: W&B's own docs write ``command`` one item per line."""
+    if mark is None or "{" not in problem:
+        return None
+    lines = text.splitlines()
+    if mark.line >= len(lines) or "${" not in lines[mark.line]:
+        return None
+    return (
+        'quote a macro inside [...] ("${program}"), or write the list one item per line '
+        "(- ${program})"
+    )
 
 
 def _check_acyclic(data: object, source: str) -> None:
