@@ -10,7 +10,13 @@ import pytest
 
 from sweepherd.runs import RunState
 from sweepherd.search import suggest
-from sweepherd.search._samplers import N_STARTUP, KnownSpaceGPSampler, gp_sampler, torch_available
+from sweepherd.search._samplers import (
+    N_STARTUP,
+    KnownSpaceGPSampler,
+    gp_sampler,
+    model_for,
+    torch_available,
+)
 
 pytestmark = pytest.mark.skipif(not torch_available(), reason="the GP phase needs torch")
 
@@ -52,7 +58,10 @@ def _raw(gpr: Any) -> np.ndarray:
     return np.concatenate(
         [
             np.log(gpr.inverse_squared_lengthscales.numpy()),
-            [math.log(gpr.kernel_scale.item()), math.log(gpr.noise_var.item() - 1e-6)],
+            [
+                math.log(gpr.kernel_scale.item()),
+                math.log(gpr.noise_var.item() - optuna_prior.DEFAULT_MINIMUM_NOISE_VAR),
+            ],
         ]
     )
 
@@ -160,7 +169,9 @@ def test_the_acquisition_is_the_mean_of_optunas_own_over_the_draws(n_pending):
     )
 
 
-def test_bayes_suggestions_go_through_the_averaged_acquisition(monkeypatch, make_config, make_run):
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list[DrawsLogEI]:
+    """Every averaged acquisition the search builds, in order."""
     built: list[DrawsLogEI] = []
     real = DrawsLogEI.__init__
 
@@ -169,16 +180,23 @@ def test_bayes_suggestions_go_through_the_averaged_acquisition(monkeypatch, make
         built.append(self)
 
     monkeypatch.setattr(DrawsLogEI, "__init__", spy)
-    cube = {k: {"min": 0.0, "max": 1.0} for k in "abc"}
+    return built
+
+
+def _cube_sweep(make_config: Any, make_run: Any, names: str, n_runs: int) -> tuple[Any, list]:
+    """A bayes sweep over the unit cube and ``n_runs`` finished runs at random points."""
+    cube = {k: {"min": 0.0, "max": 1.0} for k in names}
     config = make_config({"method": "bayes", "parameters": cube, "metric": {"name": "loss"}})
     rng = np.random.default_rng(0)
-    runs = [
-        make_run(
-            {k: float(v) for k, v in zip("abc", rng.random(3), strict=True)},
-            metric=float(rng.random()),
-        )
-        for _ in range(N_STARTUP + 2)
-    ]
+    runs = []
+    for _ in range(n_runs):
+        params = {k: float(v) for k, v in zip(names, rng.random(len(names)), strict=True)}
+        runs.append(make_run(params, metric=float(rng.random())))
+    return config, runs
+
+
+def test_bayes_suggestions_go_through_the_averaged_acquisition(built, make_config, make_run):
+    config, runs = _cube_sweep(make_config, make_run, "abc", N_STARTUP + 2)
     suggest(config, runs, rng=np.random.default_rng(1))
     assert len(built) == 1 and built[0].pending is None
     n = N_STARTUP + 2
@@ -187,3 +205,41 @@ def test_bayes_suggestions_go_through_the_averaged_acquisition(monkeypatch, make
     suggest(config, runs + pending, rng=np.random.default_rng(1))
     assert len(built) == 2 and built[1].pending is not None
     assert torch.allclose(built[1].pending, torch.full((1, 3), 0.5, dtype=torch.float64))
+
+
+def test_from_ten_runs_per_dimension_the_single_fit_is_trusted(built, make_config, make_run):
+    per_dim = _marginal_gp.RUNS_PER_DIMENSION
+    config, runs = _cube_sweep(make_config, make_run, "ab", 2 * per_dim)
+    assert model_for(len(runs)) == "gp"
+    suggest(config, runs[:-1], rng=np.random.default_rng(1))
+    assert len(built) == 1  # one run short: still averaged
+    suggest(config, runs, rng=np.random.default_rng(1))
+    assert len(built) == 1  # Optuna's own acquisition, at its fit
+
+
+def test_once_trusted_the_fit_gets_a_lower_noise_floor_than_optunas(
+    monkeypatch, make_config, make_run
+):
+    # Optuna's floor (1e-6 of the standardised variance) capped how close to the optimum of a
+    # deterministic metric the search could resolve; once the fit is trusted it gets a lower
+    # one, and Optuna's while the acquisition is averaged.
+    floors: list[float] = []
+    real = optuna_gp.fit_kernel_params
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        floors.append(kwargs["minimum_noise"])
+        return real(*args, **kwargs)
+
+    # Optuna's sampler reaches the module through a lazy proxy that copies its attributes on
+    # first use, so both are patched.
+    from optuna.samplers._gp import sampler as optuna_gp_sampler
+
+    monkeypatch.setattr(optuna_gp, "fit_kernel_params", spy)
+    monkeypatch.setattr(optuna_gp_sampler.gp, "fit_kernel_params", spy)
+    per_dim = _marginal_gp.RUNS_PER_DIMENSION
+    config, runs = _cube_sweep(make_config, make_run, "ab", 2 * per_dim)
+    suggest(config, runs[:-1], rng=np.random.default_rng(1))
+    suggest(config, runs, rng=np.random.default_rng(1))
+    default = optuna_prior.DEFAULT_MINIMUM_NOISE_VAR
+    assert floors == [default, _marginal_gp.REFINING_NOISE_VAR]
+    assert default > _marginal_gp.REFINING_NOISE_VAR

@@ -9,6 +9,7 @@ The default, :func:`auto_sampler`, picks the model by how much the sweep knows:
    ``GPSampler`` (a Gaussian process with log expected improvement; pending runs enter as
    q-batch points, so it does not propose again where a parallel agent already is), with the
    expected improvement averaged over draws of the kernel's parameters instead of one fit
+   until there are 10 finished runs per dimension, and the fit refined after
    (``_marginal_gp.py``). It is the strongest model on short histories, and its cost grows
    with the history;
 3. otherwise: Optuna's multivariate TPE with the constant liar, whose cost grows slowly.
