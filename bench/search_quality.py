@@ -413,6 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 seeds, budgets 20/30")
     ap.add_argument("--seeds", type=int, default=None, help="seeds per cell (default 10)")
+    ap.add_argument(
+        "--first-seed", type=int, default=0, help="seeds start here (held-out seeds: 30)"
+    )
     ap.add_argument("--budgets", type=int, nargs="+", default=None, help="default 50 100")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
@@ -439,7 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     t_start = time.perf_counter()
     problems = [] if args.no_quality else args.problems
-    tasks = [(m, p, s, budgets[-1]) for p in problems for m in methods for s in range(n_seeds)]
+    seeds = range(args.first_seed, args.first_seed + n_seeds)
+    tasks = [(m, p, s, budgets[-1]) for p in problems for m in methods for s in seeds]
     done: list[tuple[str, str, int, list[float], float]] = []
     saved: dict[tuple[str, str, int], tuple[list[float], float]] = {}
     for path in args.reuse:
@@ -464,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_quality = time.perf_counter() - t_start
 
     if problems:
-        report_quality(results, problems, methods, budgets, n_seeds)
+        report_quality(results, problems, methods, budgets, seeds)
 
     if latency_at:
         t0 = time.perf_counter()
@@ -493,11 +497,12 @@ def report_quality(
     problems: Sequence[str],
     methods: Sequence[str],
     budgets: Sequence[int],
-    n_seeds: int,
+    seeds: range,
 ) -> None:
     """Print the regret table, the time per suggestion, and the target's verdict per cell."""
     print(
-        f"\nMedian regret over {n_seeds} seeds ({PARALLEL} runs pending at a time), "
+        f"\nMedian regret over {len(seeds)} seeds ({seeds.start}-{seeds.stop - 1}; "
+        f"{PARALLEL} runs pending at a time), "
         f"best found minus optimum; lower is better\n"
     )
     header = "| problem | budget | " + " | ".join(methods) + " |"
