@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM_SCRIPT = REPO / "scripts" / "slurm-local.sh"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Started in the background (``cmd &`` in a script, or ``nohup``), the suite inherits
+    SIGINT (or SIGHUP) ignored, and so would every sweepherd process it starts, since an ignored
+    signal stays ignored across exec: the tests that press Ctrl-C or hang up on one would time
+    out. Give them the default dispositions back."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @dataclass(frozen=True)
