@@ -116,7 +116,6 @@ def posterior_draws(
     noise above Optuna's minimum; the chain runs on those logs, so its target density carries
     the log's Jacobian.
     """
-    floor = _FLOOR
     theta = np.concatenate(
         [
             np.log(fitted.inverse_squared_lengthscales.detach().numpy()),
@@ -125,7 +124,7 @@ def posterior_draws(
                 # A fit at the noise floor (a deterministic function) has almost nothing
                 # above it; a start beyond _RAW_LIMIT would leave the chain stuck at the fit,
                 # so it starts at most the floor's own size above the floor.
-                math.log(max(fitted.noise_var.item() - floor, floor)),
+                math.log(max(fitted.noise_var.item() - _FLOOR, _FLOOR)),
             ],
         ]
     )
@@ -305,6 +304,8 @@ class MarginalGPSampler(KnownSpaceGPSampler):
     (see the module doc). Only Optuna's single-objective log-EI and q-batch log-EI are
     replaced: that is every sweep; anything else keeps Optuna's acquisition."""
 
+    _refining = False  # this suggestion's phase: past 10 finished runs per dimension
+
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
@@ -313,8 +314,9 @@ class MarginalGPSampler(KnownSpaceGPSampler):
         and the draws' batched tensors would otherwise spread over every core (spinning, and
         slower, when the cores are busy)."""
         n_finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        refine = refining(n_finished, len(search_space))
-        self._minimum_noise = REFINING_NOISE_VAR if refine else _FLOOR  # read by Optuna's fit
+        # Decided once, before the fit (which reads the floor), for the hook to follow.
+        self._refining = refining(n_finished, len(search_space))
+        self._minimum_noise = REFINING_NOISE_VAR if self._refining else _FLOOR
         with limit_threads_in_optimization():
             return super().sample_relative(study, trial, search_space)
 
@@ -337,7 +339,7 @@ class MarginalGPSampler(KnownSpaceGPSampler):
         )
         if type(acqf) not in (optuna_acqf.LogEI, optuna_acqf.qLogEI):
             return acqf, best_params
-        if refining(*normalized_params.shape):
+        if self._refining:
             return acqf, best_params
         seed = int(self._rng.rng.randint(1 << 30))  # as Optuna draws its QMC seeds
         draws = posterior_draws(gprs_list[0], N_DRAWS, np.random.RandomState(seed))
