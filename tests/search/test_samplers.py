@@ -29,6 +29,8 @@ from sweepherd.search._samplers import (
 CUBE = {"a": {"min": 0.0, "max": 1.0}, "b": {"min": 0.0, "max": 1.0}, "c": {"min": 0.0, "max": 1.0}}
 RAW = {"method": "bayes", "parameters": CUBE, "metric": {"name": "loss"}}
 
+#: Finished runs past 10 per dimension, where the GP phase trusts one fit (_marginal_gp).
+N_REFINING = 10 * len(CUBE) + 5
 needs_torch = pytest.mark.skipif(not torch_available(), reason="the GP phase needs torch")
 
 
@@ -92,7 +94,7 @@ def _gap(points: list[dict[str, Any]]) -> float:
     [
         0,
         pytest.param(N_STARTUP + 10, marks=needs_torch),
-        pytest.param(10 * len(CUBE) + 5, marks=needs_torch),
+        pytest.param(N_REFINING, marks=needs_torch),
         GP_MAX_FINISHED + 20,
     ],
     ids=["startup", "gp", "gp-refining", "tpe"],
@@ -101,7 +103,7 @@ def test_parallel_agents_get_points_apart(n_finished, make_config, make_run):
     """Four agents claim one after the other, each seeing the others' runs pending."""
     # near-identical would be < 0.01 apart; the cube's diagonal is 1.7
     min_gap = 0.05
-    if n_finished == 10 * len(CUBE) + 5:  # past the averaged acquisition: Optuna's, one fit
+    if n_finished == N_REFINING:  # past the averaged acquisition: Optuna's, one fit
         from sweepherd.search._marginal_gp import refining
 
         assert refining(n_finished, len(CUBE)) and not refining(N_STARTUP + 10, len(CUBE))
